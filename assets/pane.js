@@ -1,0 +1,96 @@
+/* Viewer pane support (loaded by Dash before the lazy dash-vtk bundle).
+ *
+ * 1. WebGL contexts are created with preserveDrawingBuffer so a pane's pixels can be read
+ *    back to decide that its first frame is drawn; the pane then gets data-state="ready".
+ * 2. vtk.js 17.8 never frees a context when its view unmounts, and React 18 leaves orphan
+ *    contexts on first load; a context whose canvas left the document is released with
+ *    WEBGL_lose_context so the ~16 live contexts a browser allows go to visible panes.
+ * 3. The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
+ */
+(function () {
+  "use strict";
+  const contexts = new Map();
+  const original = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (type, attributes) {
+    if (type === "webgl2" || type === "webgl" || type === "experimental-webgl") {
+      const attrs = Object.assign({}, attributes || {}, { preserveDrawingBuffer: true });
+      const ctx = original.call(this, type, attrs);
+      if (ctx) contexts.set(this, ctx);
+      return ctx;
+    }
+    return original.call(this, type, attributes);
+  };
+
+  function releaseDetached() {
+    for (const [canvas, ctx] of contexts) {
+      if (!canvas.isConnected) {
+        const ext = ctx.getExtension("WEBGL_lose_context");
+        if (ext) ext.loseContext();
+        contexts.delete(canvas);
+      }
+    }
+  }
+
+  const probe = document.createElement("canvas");
+  probe.width = 48;
+  probe.height = 48;
+  const probe2d = probe.getContext("2d", { willReadFrequently: true });
+
+  function hasContent(canvas) {
+    if (!canvas.width || !canvas.height) return false;
+    probe2d.clearRect(0, 0, 48, 48);
+    probe2d.drawImage(canvas, 0, 0, 48, 48);
+    const px = probe2d.getImageData(0, 0, 48, 48).data;
+    let lit = 0;
+    for (let i = 0; i < px.length; i += 4) {
+      if (px[i] + px[i + 1] + px[i + 2] > 24) lit += 1;
+    }
+    return lit >= 12;
+  }
+
+  function markPanes() {
+    document.querySelectorAll(".pane[data-study-id]").forEach(function (pane) {
+      if (!pane.dataset.state) {
+        pane.dataset.state = "loading";
+        pane.dataset.mountedAt = String(Math.round(performance.now()));
+      }
+      if (pane.dataset.state === "ready") return;
+      const canvas = pane.querySelector(".pane-view canvas");
+      if (canvas && contexts.has(canvas) && hasContent(canvas)) {
+        pane.dataset.state = "ready";
+        pane.dataset.readyAt = String(Math.round(performance.now()));
+      }
+    });
+  }
+
+  setInterval(function () {
+    releaseDetached();
+    markPanes();
+  }, 100);
+
+  function sliderOf(pane) {
+    return pane.querySelector(".slice-slider [role=slider]");
+  }
+
+  document.addEventListener(
+    "wheel",
+    function (event) {
+      const view = event.target.closest && event.target.closest(".pane-view");
+      if (!view) return;
+      const pane = view.closest(".pane[data-study-id]");
+      if (!pane || pane.classList.contains("mode-3d")) return;
+      const handle = sliderOf(pane);
+      if (!handle || !window.dash_clientside || !window.dash_clientside.set_props) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const max = Number(handle.getAttribute("aria-valuemax"));
+      const now = Number(handle.getAttribute("aria-valuenow"));
+      const next = Math.max(0, Math.min(max, now + (event.deltaY > 0 ? -1 : 1)));
+      if (next !== now) {
+        const id = { type: "pane-slider", study: Number(pane.dataset.studyId) };
+        window.dash_clientside.set_props(id, { value: next });
+      }
+    },
+    { capture: true, passive: false }
+  );
+})();

@@ -1,0 +1,108 @@
+"""REST API v1: JSON in and out, session-cookie auth; every study route re-checks access."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request, send_file
+
+from portal.services import catalog
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied
+from portal.services.store import preview_file
+from portal.web.context import portal, principal
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PREVIEW_TYPES = {
+    "image.vti": "application/octet-stream",
+    "labels.vti": "application/octet-stream",
+    "thumb.png": "image/png",
+}
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 404
+
+
+@bp.errorhandler(InvalidInput)
+def _invalid(exc: InvalidInput) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 400
+
+
+@bp.errorhandler(PermissionDenied)
+def _denied(exc: PermissionDenied) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 403
+
+
+@bp.get("/health")
+def health() -> Response:
+    return jsonify(status="ok")
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be an integer") from exc
+
+
+@bp.get("/studies")
+def studies() -> Response:
+    query = catalog.StudyQuery(
+        search=request.args.get("q", ""),
+        modality=request.args.get("modality", ""),
+        status=request.args.get("status", ""),
+        project=request.args.get("project", ""),
+        offset=_int_arg("offset", 0),
+        limit=_int_arg("limit", 50),
+    )
+    with portal().db.session() as s:
+        page = catalog.list_studies(s, principal(), query)
+    body: dict[str, Any] = {
+        "items": page.items,
+        "total": page.total,
+        "offset": query.offset,
+        "limit": query.limit,
+    }
+    return jsonify(body)
+
+
+@bp.get("/studies/<int:study_id>")
+def study(study_id: int) -> Response:
+    with portal().db.session() as s:
+        return jsonify(catalog.study_detail(catalog.get_study(s, principal(), study_id)))
+
+
+@bp.get("/studies/<int:study_id>/preview/<name>")
+def preview(study_id: int, name: str) -> Response:
+    """Binary preview files for the viewer panes, gzip on the wire, cacheable per study.
+
+    The `.vti` files are stored gzip-compressed (made once at import) and sent as-is with
+    `Content-Encoding: gzip`, so the browser inflates them off the main thread.
+    """
+    if name not in PREVIEW_TYPES:
+        abort(404)
+    p = portal()
+    with p.db.session() as s:
+        uid = catalog.get_study(s, principal(), study_id).uid
+    stored = name + ".gz" if name.endswith(".vti") else name
+    path = preview_file(p.settings.preview_dir, uid, stored)
+    if not path.exists():
+        abort(404)
+    if stored.endswith(".gz"):
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response = send_file(path, mimetype=PREVIEW_TYPES[name], conditional=True)
+            response.headers["Content-Encoding"] = "gzip"
+        else:
+            response = Response(gzip.decompress(path.read_bytes()), mimetype=PREVIEW_TYPES[name])
+        response.headers["Vary"] = "Accept-Encoding"
+    else:
+        response = send_file(path, mimetype=PREVIEW_TYPES[name], conditional=True)
+    # Previews of a study uid never change; private because they are patient images.
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response

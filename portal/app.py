@@ -1,0 +1,46 @@
+"""The application factory. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Flask
+
+from portal.config import Settings
+from portal.db.session import Database
+from portal.web.context import Portal
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask server with the login guard, the REST API and the Dash UI.
+
+    The database must already be migrated (`portal db upgrade`); the factory never
+    creates tables.
+    """
+    settings = (settings or Settings.from_env()).with_secret()
+    logging.getLogger("portal").setLevel(settings.log_level.upper())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    app = Flask("portal")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="portal_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+    )
+    app.extensions["portal"] = Portal(settings=settings, db=Database(settings.resolved_database_url))
+
+    # Imported here so that importing portal.app stays cheap and free of Dash set-up.
+    from portal.api.routes import bp as api_bp
+    from portal.ui.dash_app import build_dash
+    from portal.web import security
+    from portal.web.login import bp as web_bp
+
+    security.install(app)
+    app.register_blueprint(web_bp)
+    app.register_blueprint(api_bp)
+    build_dash(app)
+    return app

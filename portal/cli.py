@@ -1,0 +1,186 @@
+"""The `portal` command: demo, serve, db upgrade, user add, import."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from portal.config import Settings
+from portal.db import migrate
+from portal.db.models import Role, User
+from portal.db.session import Database
+from portal.services import auth
+from portal.services.errors import InvalidInput
+from portal.services.importer import ImportReport, ImportSettings, StudySource, import_paths
+from portal.services.importer import import_sources
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _import_settings(settings: Settings) -> ImportSettings:
+    return ImportSettings(
+        store_dir=settings.store_dir,
+        preview_dir=settings.preview_dir,
+        preview_max_dim=settings.preview_max_dim,
+        max_voxels=settings.max_voxels,
+    )
+
+
+def _print_report(report: ImportReport) -> None:
+    click.echo(
+        f"imported {len(report.imported)}, already present {len(report.skipped)}, "
+        f"refused {len(report.refused)}"
+    )
+    for path, reason in report.refused:
+        click.echo(f"refused: {path}: {reason}", err=True)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+def main(verbose: bool) -> None:
+    """portal: review medical images and their segmentations in the browser."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade the catalog schema with Alembic."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url, revision)
+    click.echo("database is at " + revision)
+
+
+@main.group()
+def user() -> None:
+    """User accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.REVIEWER.value,
+              show_default=True)
+@click.option("--project", "projects", multiple=True, help="Project to join (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(name: str, role: str, projects: tuple[str, ...], password_stdin: bool) -> None:
+    """Create a user. The password is prompted for unless --password-stdin."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as s:
+            auth.create_user(s, name, password, Role(role), list(projects))
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"created {role} {name}")
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--project", default="default", show_default=True)
+def import_cmd(paths: tuple[Path, ...], project: str) -> None:
+    """Import NIfTI files (with -label/_seg siblings) and DICOM folders into a project."""
+    settings = _settings()
+    database = Database(settings.resolved_database_url)
+    try:
+        with click.progressbar(length=1, label="importing") as bar:
+            report = import_paths(database, _import_settings(settings), project, list(paths))
+            bar.update(1)
+    finally:
+        database.dispose()
+    _print_report(report)
+    if report.refused:
+        sys.exit(1)
+
+
+def _ensure_admin(database: Database, password: str) -> str | None:
+    """Create `admin` unless it exists; return the generated password if one was made."""
+    with database.session() as s:
+        if s.scalar(select(User.id).where(User.username == "admin")) is not None:
+            return None
+        generated = None
+        if not password:
+            password = generated = secrets.token_urlsafe(12)
+        auth.create_user(s, "admin", password, Role.ADMIN)
+        return generated
+
+
+def prepare_demo(settings: Settings) -> tuple[ImportReport, str | None]:
+    """Migrate, build and import the demo studies, create the admin. Safe to rerun."""
+    from portal.imaging.demo import build_demo_dataset
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url)
+    try:
+        demo = build_demo_dataset(settings.data_dir / "demo-source")
+        sources = [
+            StudySource(
+                name=d.name,
+                image_paths=tuple(d.image_paths),
+                kind=d.kind,
+                label_path=d.label_path,
+                label_names=dict(d.label_names),
+                modality=d.modality,
+            )
+            for d in demo
+        ]
+        report = import_sources(database, _import_settings(settings), "demo", sources)
+        generated = _ensure_admin(database, settings.admin_password)
+    finally:
+        database.dispose()
+    return report, generated
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8050, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Prepare the demo data and exit.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Set up the demo catalog (real images from installed packages) and serve it."""
+    settings = _settings()
+    started = time.perf_counter()
+    report, generated = prepare_demo(settings)
+    _print_report(report)
+    click.echo(f"demo ready in {time.perf_counter() - started:.1f} s ({settings.data_dir})")
+    if generated:
+        click.echo(f"created user 'admin' with password: {generated}  (shown only once)")
+    if report.refused:
+        raise click.ClickException("some demo studies could not be imported")
+    if not no_serve:
+        click.echo(f"serving on http://{host}:{port}")
+        from portal.serve import run
+
+        run(settings, host, port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8050, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the portal (run `portal db upgrade` first)."""
+    from portal.serve import run
+
+    run(_settings(), host, port, workers=workers)

@@ -1,0 +1,232 @@
+"""Catalog tables. Coded values are stored as the string of their Enum."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db.base import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    EXPERT = "expert"
+    REVIEWER = "reviewer"
+
+
+class ReviewStatus(enum.StrEnum):
+    UNREVIEWED = "unreviewed"
+    APPROVED = "approved"
+    NEEDS_EDIT = "needs-edit"
+    FLAGGED_FOR_EXPERT = "flagged-for-expert"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.REVIEWER.value)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    projects: Mapped[list[Project]] = relationship(
+        secondary="project_members", back_populates="members"
+    )
+
+
+class UserSession(Base):
+    """A server-side login session; the cookie holds only its random token.
+
+    Deleting the row ends the session for good, so a replayed cookie is worthless.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    members: Mapped[list[User]] = relationship(
+        secondary="project_members", back_populates="projects"
+    )
+    studies: Mapped[list[Study]] = relationship(back_populates="project")
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Study(Base):
+    """One reviewable image with its geometry, as displayed (RAS world, voxel (i, j, k))."""
+
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("project_id", "source_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    patient_name: Mapped[str] = mapped_column(String(255), default="")
+    modality: Mapped[str] = mapped_column(String(16), index=True)
+    dim_i: Mapped[int] = mapped_column(Integer)
+    dim_j: Mapped[int] = mapped_column(Integer)
+    dim_k: Mapped[int] = mapped_column(Integer)
+    spacing_mm: Mapped[list[float]] = mapped_column(JSON)
+    affine_ras: Mapped[list[list[float]]] = mapped_column(JSON)
+    orientation: Mapped[str] = mapped_column(String(3))
+    dtype: Mapped[str] = mapped_column(String(16))
+    source_hash: Mapped[str] = mapped_column(String(64))
+    segmentation_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Latest review event, kept beside the history so the case list filters and sorts by
+    # it without a subquery per row. Written in the same transaction as the event.
+    review_status: Mapped[str] = mapped_column(
+        String(24), default=ReviewStatus.UNREVIEWED.value, index=True
+    )
+    review_reason: Mapped[str] = mapped_column(Text, default="")
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="studies")
+    reviewed_by: Mapped[User | None] = relationship()
+    volumes: Mapped[list[Volume]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="Volume.id"
+    )
+    segmentations: Mapped[list[Segmentation]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="Segmentation.id"
+    )
+    review_events: Mapped[list[ReviewEvent]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="ReviewEvent.id"
+    )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.dim_i, self.dim_j, self.dim_k)
+
+
+class Volume(Base):
+    """A source series (DICOM) or file (NIfTI) of a study, with where its files are stored."""
+
+    __tablename__ = "volumes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    series_uid: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    files: Mapped[list[str]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    study: Mapped[Study] = relationship(back_populates="volumes")
+
+
+class Segmentation(Base):
+    __tablename__ = "segmentations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    file: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="segmentations")
+    labels: Mapped[list[Label]] = relationship(
+        back_populates="segmentation", cascade="all, delete-orphan", order_by="Label.value"
+    )
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("segmentation_id", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segmentation_id: Mapped[int] = mapped_column(
+        ForeignKey("segmentations.id", ondelete="CASCADE"), index=True
+    )
+    value: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    color: Mapped[str] = mapped_column(String(7))
+
+    segmentation: Mapped[Segmentation] = relationship(back_populates="labels")
+
+
+class ReviewEvent(Base):
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="review_events")
+    user: Mapped[User] = relationship()
+
+
+class AuditEntry(Base):
+    """Who did what. `detail` never holds patient data: ids and coded values only."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+__all__ = [
+    "AuditEntry",
+    "Label",
+    "Project",
+    "ProjectMember",
+    "ReviewEvent",
+    "ReviewStatus",
+    "Role",
+    "Segmentation",
+    "Study",
+    "User",
+    "UserSession",
+    "Volume",
+]

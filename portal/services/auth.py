@@ -1,0 +1,142 @@
+"""Users, passwords (argon2id) and server-side login sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from portal.db.models import Project, Role, User, UserSession
+from portal.services import audit
+from portal.services.errors import InvalidInput
+
+# argon2-cffi's defaults are RFC 9106's "low memory" argon2id profile.
+_hasher = PasswordHasher()
+# Verifying against a fixed hash when the user does not exist keeps the response time the
+# same, so timing does not reveal which usernames exist.
+_DUMMY_HASH = _hasher.hash("not-a-password")
+
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: what services need to decide access, without any web framework."""
+
+    user_id: int
+    username: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @classmethod
+    def of(cls, user: User) -> Principal:
+        return cls(user_id=user.id, username=user.username, role=Role(user.role))
+
+
+def hash_password(password: str) -> str:
+    """Return an argon2id PHC string for `password`."""
+    return _hasher.hash(password)
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: Role,
+    projects: list[str] | None = None,
+) -> User:
+    """Create a user, optionally as a member of existing projects.
+
+    Raises
+    ------
+    InvalidInput
+        If the name is taken or malformed, the password too short or a project unknown.
+    """
+    username = username.strip()
+    if not username or len(username) > 64 or not username.replace("-", "").replace(
+        "_", ""
+    ).replace(".", "").isalnum():
+        raise InvalidInput("username must be 1-64 letters, digits, '.', '-' or '_'")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise InvalidInput(f"user {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password), role=role.value)
+    for name in projects or []:
+        project = session.scalar(select(Project).where(Project.name == name))
+        if project is None:
+            raise InvalidInput(f"project {name!r} does not exist")
+        user.projects.append(project)
+    session.add(user)
+    session.flush()
+    audit.record(session, None, "user.create", f"user:{user.id}", f"role={role.value}")
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """Return the active user with these credentials, or None. Rehashes outdated hashes."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.is_active:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, lifetime: timedelta) -> str:
+    """Create a login session and return its token (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            expires_at=datetime.now(UTC) + lifetime,
+        )
+    )
+    audit.record(session, user.id, "auth.login", f"user:{user.id}")
+    return token
+
+
+def resolve_session(session: Session, token: str, lifetime: timedelta) -> User | None:
+    """Return the user of a live session token, sliding its expiry; None if dead."""
+    row = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+    if row is None:
+        return None
+    now = datetime.now(UTC)
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires <= now or not row.user.is_active:
+        session.delete(row)
+        return None
+    # Slide the expiry at most once a minute to avoid a write per request.
+    if expires - now < lifetime - timedelta(minutes=1):
+        row.expires_at = now + lifetime
+    return row.user
+
+
+def end_session(session: Session, token: str) -> None:
+    """Delete the session so its cookie can never be replayed."""
+    row = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+    if row is not None:
+        audit.record(session, row.user_id, "auth.logout", f"user:{row.user_id}")
+        session.execute(delete(UserSession).where(UserSession.id == row.id))

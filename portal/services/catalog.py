@@ -1,0 +1,202 @@
+"""Reading the catalog: who may see which study, the case list query, study details."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from portal.db.models import Project, ProjectMember, ReviewStatus, Segmentation, Study
+from portal.services.auth import Principal
+from portal.services.errors import InvalidInput, NotFound
+
+MAX_PAGE = 500
+
+
+class SortKey(enum.StrEnum):
+    ID = "id"
+    NAME = "name"
+    PATIENT = "patient_name"
+    MODALITY = "modality"
+    PROJECT = "project"
+    STATUS = "review_status"
+    SEGMENTATIONS = "segmentation_count"
+    CREATED = "created_at"
+    REVIEWED = "reviewed_at"
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """A page of the case list. Text filters are case-insensitive substrings."""
+
+    search: str = ""
+    modality: str = ""
+    status: str = ""
+    project: str = ""
+    sort: SortKey = SortKey.ID
+    descending: bool = False
+    offset: int = 0
+    limit: int = 50
+    ids: tuple[int, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class StudyPage:
+    items: list[dict[str, Any]]
+    total: int
+
+
+def visible_studies(principal: Principal) -> Select[tuple[Study]]:
+    """SELECT of the studies `principal` may see: admins all, others their projects'."""
+    stmt = select(Study)
+    if not principal.is_admin:
+        member_projects = select(ProjectMember.project_id).where(
+            ProjectMember.user_id == principal.user_id
+        )
+        stmt = stmt.where(Study.project_id.in_(member_projects))
+    return stmt
+
+
+def get_study(session: Session, principal: Principal, study_id: int) -> Study:
+    """Return the study if `principal` may see it.
+
+    Raises
+    ------
+    NotFound
+        If it does not exist or is not visible; the two are indistinguishable on purpose.
+    """
+    study = session.scalar(
+        visible_studies(principal)
+        .where(Study.id == study_id)
+        .options(
+            selectinload(Study.segmentations).selectinload(Segmentation.labels),
+            selectinload(Study.project),
+            selectinload(Study.reviewed_by),
+        )
+    )
+    if study is None:
+        raise NotFound(f"study {study_id} not found")
+    return study
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_studies(session: Session, principal: Principal, query: StudyQuery) -> StudyPage:
+    """One page of visible studies matching `query`, with the total match count."""
+    if not 0 < query.limit <= MAX_PAGE or query.offset < 0:
+        raise InvalidInput(f"limit must be 1-{MAX_PAGE} and offset >= 0")
+    stmt = visible_studies(principal).join(Study.project)
+    if query.search.strip():
+        pattern = f"%{_escape_like(query.search.strip().lower())}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Study.name).like(pattern, escape="\\"),
+                func.lower(Study.patient_name).like(pattern, escape="\\"),
+            )
+        )
+    if query.modality:
+        stmt = stmt.where(func.upper(Study.modality) == query.modality.strip().upper())
+    if query.status:
+        try:
+            status = ReviewStatus(query.status)
+        except ValueError as exc:
+            raise InvalidInput(f"unknown review status {query.status!r}") from exc
+        stmt = stmt.where(Study.review_status == status.value)
+    if query.project:
+        stmt = stmt.where(Project.name == query.project)
+    if query.ids:
+        stmt = stmt.where(Study.id.in_(query.ids))
+
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    column = Project.name if query.sort is SortKey.PROJECT else getattr(Study, query.sort.value)
+    order = column.desc() if query.descending else column.asc()
+    # Study.id breaks ties so paging is stable when many rows share a sort value.
+    tie = Study.id.desc() if query.descending else Study.id.asc()
+    rows = session.scalars(
+        stmt.options(selectinload(Study.project), selectinload(Study.reviewed_by))
+        .order_by(order, tie)
+        .offset(query.offset)
+        .limit(query.limit)
+    ).all()
+    return StudyPage(items=[study_summary(s) for s in rows], total=total)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def study_summary(study: Study) -> dict[str, Any]:
+    """The case-list row of a study (JSON-ready)."""
+    return {
+        "id": study.id,
+        "name": study.name,
+        "patient_name": study.patient_name,
+        "project": study.project.name,
+        "modality": study.modality,
+        "shape": list(study.shape),
+        "dimensions": "×".join(str(n) for n in study.shape),
+        "segmentation_count": study.segmentation_count,
+        "review_status": study.review_status,
+        "review_reason": study.review_reason,
+        "reviewed_by": study.reviewed_by.username if study.reviewed_by else None,
+        "reviewed_at": _iso(study.reviewed_at),
+        "created_at": _iso(study.created_at),
+    }
+
+
+def study_detail(study: Study) -> dict[str, Any]:
+    """Everything the API tells about one study: geometry, segmentations, current flag."""
+    detail = study_summary(study)
+    detail.update(
+        {
+            "spacing_mm": list(study.spacing_mm),
+            "affine_ras": [list(row) for row in study.affine_ras],
+            "orientation": study.orientation,
+            "dtype": study.dtype,
+            "segmentations": [
+                {
+                    "id": seg.id,
+                    "name": seg.name,
+                    "labels": [
+                        {"value": lab.value, "name": lab.name, "color": lab.color}
+                        for lab in seg.labels
+                    ],
+                }
+                for seg in study.segmentations
+            ],
+            "flag": {
+                "status": study.review_status,
+                "reason": study.review_reason,
+                "by": study.reviewed_by.username if study.reviewed_by else None,
+                "at": _iso(study.reviewed_at),
+            },
+        }
+    )
+    return detail
+
+
+def visible_project_names(session: Session, principal: Principal) -> list[str]:
+    stmt = select(Project.name).order_by(Project.name)
+    if not principal.is_admin:
+        stmt = stmt.join(ProjectMember).where(ProjectMember.user_id == principal.user_id)
+    return list(session.scalars(stmt))
+
+
+def visible_modalities(session: Session, principal: Principal) -> list[str]:
+    sub = visible_studies(principal).subquery()
+    return list(session.scalars(select(sub.c.modality).distinct().order_by(sub.c.modality)))
+
+
+def ensure_project(session: Session, name: str, description: str = "") -> Project:
+    """Return the project called `name`, creating it if needed."""
+    project = session.scalar(select(Project).where(Project.name == name))
+    if project is None:
+        project = Project(name=name, description=description)
+        session.add(project)
+        session.flush()
+    return project

@@ -1,0 +1,340 @@
+"""Import images and their segmentations into the catalog, one transaction per study.
+
+Everything that can fail (reading, geometry checks, previews) happens before anything is
+written; then store files and catalog rows are added together, and a failure in either
+takes back both. Re-importing the same bytes into the same project adds nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from sqlalchemy import select
+
+from portal.db.models import Label as LabelRow
+from portal.db.models import Segmentation, Study, Volume
+from portal.db.session import Database
+from portal.imaging.dicom import find_dicom_series, read_dicom_series
+from portal.imaging.errors import ImagingError
+from portal.imaging.labels import Label, default_label_table, labels_to_rgba
+from portal.imaging.nifti import read_label_nifti, read_nifti
+from portal.imaging.preview import build_preview, label_surfaces, thumbnail_png, vti_bytes
+from portal.imaging.volume import Volume as ImageVolume
+from portal.imaging.volume import check_same_grid
+from portal.services import audit
+from portal.services.catalog import ensure_project
+from portal.services.store import StoreTransaction, combined_hash, file_sha256
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+# case.nii.gz <- case-label.nii.gz, case_seg.nii.gz, case-seg.nii.gz, case_label.nii.gz
+LABEL_PATTERN = re.compile(r"^(?P<stem>.+?)[-_](label|labels|seg|segmentation)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    store_dir: Path
+    preview_dir: Path
+    preview_max_dim: int
+    max_voxels: int
+
+
+@dataclass
+class ImportReport:
+    """What an import did: new study ids, names already present, refused files with reasons."""
+
+    imported: list[int] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    def extend(self, other: ImportReport) -> None:
+        self.imported += other.imported
+        self.skipped += other.skipped
+        self.refused += other.refused
+
+
+@dataclass(frozen=True)
+class StudySource:
+    """One study to import: its image files, an optional label map, and how to name it."""
+
+    name: str
+    image_paths: tuple[Path, ...]
+    kind: str  # "nifti" | "dicom"
+    label_path: Path | None = None
+    label_names: dict[int, str] = field(default_factory=dict)
+    modality: str = ""
+    series_uid: str = ""
+
+
+def nifti_stem(path: Path) -> str | None:
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, str]]]:
+    """Turn files and folders into study sources.
+
+    NIfTI images are paired with a sibling label map named `<stem>-label`, `<stem>_seg`
+    (and `-seg`, `_label`, `-segmentation`); every other file is offered to the DICOM reader,
+    which groups what it can read by SeriesInstanceUID.
+
+    Returns
+    -------
+    sources, refused
+        Refused holds `(path, reason)` for inputs that are neither.
+    """
+    files: list[Path] = []
+    refused: list[tuple[str, str]] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            refused.append((str(path), "no such file or folder"))
+
+    niftis = {f: nifti_stem(f) for f in files if nifti_stem(f) is not None}
+    labels_by_image: dict[Path, Path] = {}
+    label_files: set[Path] = set()
+    by_stem = {(f.parent, stem): f for f, stem in niftis.items()}
+    for f, stem in niftis.items():
+        match = LABEL_PATTERN.match(stem or "")
+        if match and (f.parent, match["stem"]) in by_stem:
+            labels_by_image[by_stem[(f.parent, match["stem"])]] = f
+            label_files.add(f)
+    sources = [
+        StudySource(
+            name=stem or f.name,
+            image_paths=(f,),
+            kind="nifti",
+            label_path=labels_by_image.get(f),
+        )
+        for f, stem in niftis.items()
+        if f not in label_files
+    ]
+    others = [f for f in files if f not in niftis]
+    if others:
+        series = find_dicom_series(others)
+        in_series = {p.resolve() for s in series for p in s.paths}
+        for s in series:
+            sources.append(
+                StudySource(
+                    name=s.description or f"DICOM series …{s.series_uid[-8:]}",
+                    image_paths=tuple(s.paths),
+                    kind="dicom",
+                    modality=s.modality,
+                    series_uid=s.series_uid,
+                )
+            )
+        for f in others:
+            if f.resolve() not in in_series and not f.name.startswith("."):
+                refused.append((str(f), "not a NIfTI image or a DICOM image file"))
+    return sources, refused
+
+
+def _read_image(source: StudySource) -> tuple[ImageVolume, str]:
+    """Read the image; return it with a pseudonymous patient name (DICOM only)."""
+    if source.kind == "nifti":
+        return read_nifti(source.image_paths[0]), ""
+    found = find_dicom_series(source.image_paths)
+    if len(found) != 1:
+        raise ImagingError(
+            source.image_paths[0], f"expected one DICOM series, found {len(found)}"
+        )
+    series = found[0]
+    volume = read_dicom_series(series)
+    header = pydicom.dcmread(
+        series.paths[0], stop_before_pixels=True, specific_tags=["PatientName"]
+    )
+    return volume, str(header.get("PatientName", "") or "")
+
+
+def _gzip(data: bytes) -> bytes:
+    # Level 6 once at import; mtime=0 keeps the bytes reproducible.
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def _label_table(labels: np.ndarray, names: dict[int, str]) -> list[Label]:
+    values = [int(v) for v in np.unique(labels) if v != 0]
+    return default_label_table(values, names or None)
+
+
+def import_study(
+    db: Database,
+    settings: ImportSettings,
+    project_name: str,
+    source: StudySource,
+    user_id: int | None = None,
+) -> ImportReport:
+    """Import one study in one transaction; see the module docstring for the guarantees."""
+    report = ImportReport()
+    where = str(source.image_paths[0] if len(source.image_paths) == 1 else source.image_paths[0].parent)
+    try:
+        volume, patient_name = _read_image(source)
+        voxels = int(np.prod(volume.shape))
+        if voxels > settings.max_voxels:
+            raise ImagingError(
+                where, f"{voxels} voxels is more than the limit of {settings.max_voxels}"
+            )
+        labels = None
+        if source.label_path is not None:
+            labels, label_affine = read_label_nifti(source.label_path)
+            check_same_grid(
+                volume.affine_ras,
+                volume.shape,
+                label_affine,
+                labels.shape,
+                path=source.label_path,
+            )
+    except ImagingError as exc:
+        report.refused.append((exc.path, exc.reason))
+        return report
+
+    image_hashes = {p: file_sha256(p) for p in source.image_paths}
+    label_hash = file_sha256(source.label_path) if source.label_path else ""
+    source_hash = combined_hash([*image_hashes.values(), label_hash])
+
+    with db.session() as session:
+        project = ensure_project(session, project_name)
+        existing = session.scalar(
+            select(Study.id).where(
+                Study.project_id == project.id, Study.source_hash == source_hash
+            )
+        )
+        if existing is not None:
+            report.skipped.append(source.name)
+            return report
+
+        preview = build_preview(volume, labels, max_dim=settings.preview_max_dim)
+        # From the full label map: a small structure the preview stride misses is still a label.
+        table = _label_table(labels, source.label_names) if labels is not None else []
+        previews = {
+            "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),
+            "thumb.png": thumbnail_png(preview, table or None),
+            "meta.json": json.dumps(
+                {
+                    "shape": list(preview.image_u8.shape),
+                    "spacing_mm": list(preview.spacing_mm),
+                    "origin_mm": list(preview.origin_mm),
+                    "step": list(preview.step),
+                    "labels": [
+                        {"value": lab.value, "name": lab.name, "color": list(lab.color)}
+                        for lab in table
+                    ],
+                }
+            ).encode(),
+        }
+        if preview.labels is not None:
+            previews["labels.vti.gz"] = _gzip(
+                vti_bytes(
+                    labels_to_rgba(preview.labels, table), preview.spacing_mm, preview.origin_mm
+                )
+            )
+            previews["surfaces.json"] = json.dumps(label_surfaces(preview, table)).encode()
+
+        study_uid = uuid.uuid4().hex
+        with StoreTransaction(settings.store_dir, settings.preview_dir) as store:
+            stored = [store.add_source(p, h) for p, h in image_hashes.items()]
+            study = Study(
+                uid=study_uid,
+                project_id=project.id,
+                name=source.name[:255],
+                patient_name=patient_name[:255],
+                modality=(source.modality or volume.modality or "OT").upper()[:16],
+                dim_i=volume.shape[0],
+                dim_j=volume.shape[1],
+                dim_k=volume.shape[2],
+                spacing_mm=[float(s) for s in volume.spacing_mm],
+                affine_ras=[[float(v) for v in row] for row in volume.affine_ras],
+                orientation=volume.orientation,
+                dtype=volume.dtype,
+                source_hash=source_hash,
+                segmentation_count=1 if labels is not None else 0,
+            )
+            study.volumes.append(
+                Volume(
+                    format=source.kind,
+                    series_uid=source.series_uid,
+                    description=volume.description[:255],
+                    files=stored,
+                    content_hash=combined_hash(image_hashes.values()),
+                )
+            )
+            if source.label_path is not None:
+                seg_file = store.add_source(source.label_path, label_hash)
+                study.segmentations.append(
+                    Segmentation(
+                        name=nifti_stem(source.label_path) or source.label_path.name,
+                        file=seg_file,
+                        content_hash=label_hash,
+                        labels=[
+                            LabelRow(
+                                value=lab.value,
+                                name=lab.name,
+                                color="#{:02x}{:02x}{:02x}".format(*lab.color),
+                            )
+                            for lab in table
+                        ],
+                    )
+                )
+            store.add_previews(study_uid, previews)
+            session.add(study)
+            session.flush()
+            audit.record(
+                session,
+                user_id,
+                "study.import",
+                f"study:{study.id}",
+                f"files={len(stored)} segmentations={study.segmentation_count}",
+            )
+            # Commit inside the store transaction: if the commit fails, the files go too.
+            session.commit()
+            report.imported.append(study.id)
+    log.info("imported study %s (%s files)", report.imported, len(source.image_paths))
+    return report
+
+
+def import_sources(
+    db: Database,
+    settings: ImportSettings,
+    project_name: str,
+    sources: Sequence[StudySource],
+    user_id: int | None = None,
+    progress: Callable[[StudySource], None] | None = None,
+) -> ImportReport:
+    """Import several studies, each in its own transaction."""
+    report = ImportReport()
+    for source in sources:
+        report.extend(import_study(db, settings, project_name, source, user_id))
+        if progress is not None:
+            progress(source)
+    return report
+
+
+def import_paths(
+    db: Database,
+    settings: ImportSettings,
+    project_name: str,
+    paths: Iterable[Path],
+    user_id: int | None = None,
+    progress: Callable[[StudySource], None] | None = None,
+) -> ImportReport:
+    """Discover studies under `paths` and import them; see `discover` for the pairing rules."""
+    sources, refused = discover(paths)
+    report = import_sources(db, settings, project_name, sources, user_id, progress)
+    report.refused = refused + report.refused
+    return report

@@ -1,0 +1,110 @@
+"""The local folder store: content-addressed source files and per-study preview folders.
+
+Writes are staged under a temporary name and renamed into place, and every path written is
+remembered by a `StoreTransaction` so a failed import can take back exactly what it added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+CHUNK = 1 << 20
+PREVIEW_FILES = ("image.vti.gz", "labels.vti.gz", "thumb.png", "surfaces.json", "meta.json")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def combined_hash(hashes: Iterable[str]) -> str:
+    """Order-independent hash of several file hashes (a series is a set of files)."""
+    return hashlib.sha256("\n".join(sorted(hashes)).encode()).hexdigest()
+
+
+def source_suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".mgz", ".dcm"):
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+class StoreTransaction:
+    """Adds files to the store; on `rollback()` removes every file and folder it created."""
+
+    def __init__(self, store_dir: Path, preview_dir: Path) -> None:
+        self.store_dir = store_dir
+        self.preview_dir = preview_dir
+        self._created: list[Path] = []
+
+    def __enter__(self) -> StoreTransaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.rollback()
+
+    def add_source(self, path: Path, sha256: str) -> str:
+        """Copy a source file into the store; return its store-relative name."""
+        rel = f"{sha256[:2]}/{sha256}{source_suffix(path)}"
+        dest = self.store_dir / rel
+        if dest.exists():
+            return rel  # same bytes already stored (by us or an earlier import): keep it
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._created.append(dest)
+        return rel
+
+    def add_previews(self, study_uid: str, files: dict[str, bytes]) -> Path:
+        """Write a study's preview folder in one rename."""
+        unknown = set(files) - set(PREVIEW_FILES)
+        if unknown:
+            raise ValueError(f"unknown preview files {sorted(unknown)}")
+        final = self.preview_dir / study_uid
+        staging = self.preview_dir / f".{study_uid}.tmp"
+        staging.mkdir(parents=True)
+        try:
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._created.append(final)
+        return final
+
+    def rollback(self) -> None:
+        for path in reversed(self._created):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        self._created.clear()
+
+
+def preview_file(preview_dir: Path, study_uid: str, name: str) -> Path:
+    """Path of one preview file of a study (the caller has checked access)."""
+    if name not in PREVIEW_FILES:
+        raise ValueError(f"unknown preview file {name!r}")
+    return preview_dir / study_uid / name

@@ -1,0 +1,219 @@
+"""One study's viewer pane: a dash-vtk View with the image slice and its label overlay.
+
+Every pane is exactly one `dash_vtk.View` (one WebGL context). Voxels never travel in
+Dash props: `dash_vtk.Reader` fetches the study's gzip-compressed `.vti` previews from the
+API, which re-checks access. The outer element carries `data-study-id`; the pane script in
+`assets/pane.js` sets `data-state="ready"` once the first frame shows image content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_vtk
+from dash import dcc, html
+
+from portal.db.models import ReviewStatus
+from portal.ui.ids import Pane, pane_id
+
+STATUS_LABELS = {
+    ReviewStatus.UNREVIEWED.value: "Unreviewed",
+    ReviewStatus.APPROVED.value: "Approved",
+    ReviewStatus.NEEDS_EDIT.value: "Needs edit",
+    ReviewStatus.FLAGGED_FOR_EXPERT.value: "Flagged for expert",
+}
+
+# Radiological convention, looking from the feet: patient right on screen left, anterior up.
+AXIAL_CAMERA = {"cameraPosition": [0, 0, -1], "cameraViewUp": [0, 1, 0]}
+# Facing the patient from the front, head up.
+CORONAL_3D_CAMERA = {"cameraPosition": [0, 1, 0], "cameraViewUp": [0, 0, 1]}
+INTERACTOR_2D = [
+    {"button": 1, "action": "Pan"},
+    {"button": 2, "action": "Pan"},
+    {"button": 3, "action": "Zoom", "scrollEnabled": False},
+    {"button": 1, "action": "Zoom", "shift": True},
+]
+INTERACTOR_3D = [
+    {"button": 1, "action": "Rotate"},
+    {"button": 2, "action": "Pan"},
+    {"button": 3, "action": "Zoom", "scrollEnabled": True},
+    {"button": 1, "action": "Pan", "shift": True},
+]
+
+
+def preview_url(study_id: int, name: str) -> str:
+    return f"/api/v1/studies/{study_id}/preview/{name}"
+
+
+def slice_children(
+    study_id: int, k_slice: int, has_labels: bool, visible: bool = True
+) -> list[Any]:
+    """The 2D representations: grey image slice plus the RGBA label slice on top."""
+    children: list[Any] = [
+        dash_vtk.SliceRepresentation(
+            id=pane_id(Pane.IMAGE_SLICE, study_id),
+            kSlice=k_slice,
+            # The preview is already windowed to uint8, so the full range maps 1:1.
+            property={"colorWindow": 255, "colorLevel": 127.5},
+            actor={"visibility": visible},
+            children=dash_vtk.Reader(
+                vtkClass="vtkXMLImageDataReader", url=preview_url(study_id, "image.vti")
+            ),
+        )
+    ]
+    if has_labels:
+        children.append(
+            dash_vtk.SliceRepresentation(
+                id=pane_id(Pane.LABEL_SLICE, study_id),
+                kSlice=k_slice,
+                actor={"visibility": visible},
+                children=dash_vtk.Reader(
+                    vtkClass="vtkXMLImageDataReader",
+                    url=preview_url(study_id, "labels.vti"),
+                    resetCameraOnUpdate=False,
+                ),
+            )
+        )
+    return children
+
+
+def volume_children(study_id: int, surfaces: list[dict[str, Any]]) -> list[Any]:
+    """The 3D representations: grey volume rendering plus one surface per label."""
+    children: list[Any] = [
+        dash_vtk.VolumeRepresentation(
+            colorMapPreset="Grayscale",
+            colorDataRange=[20, 255],
+            children=dash_vtk.Reader(
+                vtkClass="vtkXMLImageDataReader", url=preview_url(study_id, "image.vti")
+            ),
+        )
+    ]
+    for surface in surfaces:
+        children.append(
+            dash_vtk.GeometryRepresentation(
+                property={"color": surface["color"], "opacity": 0.85},
+                children=[dash_vtk.Mesh(state=surface["state"])],
+            )
+        )
+    return children
+
+
+def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
+    """The pane of one visible study; `meta` is the study's preview `meta.json`."""
+    study_id = int(detail["id"])
+    nk = int(meta["shape"][2])
+    mid = nk // 2
+    labels = meta.get("labels", [])
+    has_labels = bool(labels)
+    status = detail["review_status"]
+    legend = [
+        html.Span(
+            [html.I(style={"background": "rgb({},{},{})".format(*lab["color"])}), lab["name"]],
+            className="legend-item",
+        )
+        for lab in labels
+    ]
+    return html.Div(
+        className="pane",
+        id=pane_id(Pane.ROOT, study_id),
+        **{"data-study-id": str(study_id)},
+        children=[
+            html.Div(
+                className="pane-head",
+                children=[
+                    html.Span(detail["name"], className="pane-title", title=detail["name"]),
+                    html.Span(
+                        f"{detail['modality']} · {detail['dimensions']} · {detail['orientation']}",
+                        className="pane-sub",
+                    ),
+                    html.Span(
+                        STATUS_LABELS.get(status, status),
+                        id=pane_id(Pane.BADGE, study_id),
+                        className=f"badge status-{status}",
+                    ),
+                ],
+            ),
+            html.Div(
+                className="pane-view",
+                children=[
+                    dash_vtk.View(
+                        id=pane_id(Pane.VIEW, study_id),
+                        background=[0, 0, 0],
+                        cameraParallelProjection=True,
+                        interactorSettings=INTERACTOR_2D,
+                        children=slice_children(study_id, mid, has_labels),
+                        **AXIAL_CAMERA,
+                    ),
+                    html.Span("A", className="orient orient-top"),
+                    html.Span("P", className="orient orient-bottom"),
+                    html.Span("R", className="orient orient-left"),
+                    html.Span("L", className="orient orient-right"),
+                    html.Span(
+                        f"{mid + 1}/{nk}",
+                        id=pane_id(Pane.SLICE_TEXT, study_id),
+                        className="slice-text",
+                    ),
+                    html.Div(legend, className="legend"),
+                ],
+            ),
+            html.Div(
+                className="pane-controls",
+                children=[
+                    dcc.RadioItems(
+                        id=pane_id(Pane.MODE, study_id),
+                        options=[{"label": "2D", "value": "2d"}, {"label": "3D", "value": "3d"}],
+                        value="2d",
+                        inline=True,
+                        className="mode-toggle",
+                    ),
+                    html.Div(
+                        dcc.Slider(
+                            id=pane_id(Pane.SLIDER, study_id),
+                            min=0,
+                            max=max(nk - 1, 0),
+                            step=1,
+                            value=mid,
+                            marks=None,
+                            updatemode="drag",
+                            tooltip=None,
+                        ),
+                        className="slice-slider",
+                    ),
+                ],
+            ),
+            html.Div(
+                className="pane-review",
+                children=[
+                    dcc.RadioItems(
+                        id=pane_id(Pane.STATUS, study_id),
+                        options=[
+                            {"label": STATUS_LABELS[s.value], "value": s.value}
+                            for s in ReviewStatus
+                            if s is not ReviewStatus.UNREVIEWED
+                        ],
+                        value=status if status != ReviewStatus.UNREVIEWED.value else None,
+                        inline=True,
+                        className="status-choice",
+                    ),
+                    dcc.Input(
+                        id=pane_id(Pane.REASON, study_id),
+                        placeholder="Reason (required when flagging for an expert)",
+                        value=detail.get("review_reason") or "",
+                        maxLength=2000,
+                        className="reason",
+                        debounce=False,
+                    ),
+                    html.Button("Save", id=pane_id(Pane.SAVE, study_id), className="save"),
+                    html.Span(id=pane_id(Pane.MESSAGE, study_id), className="pane-message"),
+                ],
+            ),
+        ],
+    )
+
+
+def missing_pane(study_id: int) -> html.Div:
+    """Placeholder cell for an id that does not exist or is not visible (we do not say which)."""
+    return html.Div(
+        className="pane pane-missing",
+        children=html.P(f"Study {study_id} is not available to you."),
+    )

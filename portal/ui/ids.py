@@ -1,0 +1,49 @@
+"""Component IDs. Layouts and callbacks both import these; no string ID is written twice."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Shell(enum.StrEnum):
+    URL = "shell-url"
+    NAV = "shell-nav"
+    PAGE = "shell-page"
+
+
+class CaseList(enum.StrEnum):
+    GRID = "caselist-grid"
+    SEARCH = "caselist-search"
+    MODALITY = "caselist-modality"
+    STATUS = "caselist-status"
+    PROJECT = "caselist-project"
+    OPEN = "caselist-open"
+    SELECTION = "caselist-selection"
+    REFRESH = "caselist-refresh"
+
+
+class Review(enum.StrEnum):
+    GRID = "review-grid"
+    PAGER = "review-pager"
+    STUDIES = "review-studies"
+
+
+class Pane(enum.StrEnum):
+    """Pattern-matching types; each instance is `{"type": Pane.X, "study": <id>}`."""
+
+    ROOT = "pane"
+    VIEW = "pane-view"
+    IMAGE_SLICE = "pane-image-slice"
+    LABEL_SLICE = "pane-label-slice"
+    SLIDER = "pane-slider"
+    SLICE_TEXT = "pane-slice-text"
+    MODE = "pane-mode"
+    STATUS = "pane-status"
+    REASON = "pane-reason"
+    SAVE = "pane-save"
+    MESSAGE = "pane-message"
+    BADGE = "pane-badge"
+
+
+def pane_id(kind: Pane, study_id: int) -> dict[str, object]:
+    return {"type": kind.value, "study": study_id}

@@ -1,0 +1,100 @@
+"""The case list: a server-side paged, sorted and filtered dash-ag-grid of studies."""
+
+from __future__ import annotations
+
+import dash_ag_grid as dag
+from dash import dcc, html
+
+from portal.db.models import ReviewStatus
+from portal.ui.components.pane import STATUS_LABELS
+from portal.ui.ids import CaseList
+
+PAGE_SIZE = 25
+
+COLUMNS = [
+    {"headerName": "", "field": "thumb", "cellRenderer": "StudyThumb", "width": 86,
+     "sortable": False},
+    {"headerName": "Case", "field": "name", "cellRenderer": "StudyLink", "flex": 2,
+     "minWidth": 200},
+    {"headerName": "Patient", "field": "patient_name", "flex": 1, "minWidth": 120},
+    {"headerName": "Project", "field": "project", "width": 120},
+    {"headerName": "Modality", "field": "modality", "width": 110},
+    {"headerName": "Dimensions", "field": "dimensions", "width": 140, "sortable": False},
+    {"headerName": "Segs", "field": "segmentation_count", "width": 90},
+    {"headerName": "Status", "field": "review_status", "cellRenderer": "StatusChip",
+     "width": 170},
+    {"headerName": "Flag reason", "field": "review_reason", "flex": 1, "minWidth": 140,
+     "sortable": False},
+    {"headerName": "Reviewed by", "field": "reviewed_by", "width": 130, "sortable": False},
+    {"headerName": "Reviewed", "field": "reviewed_at", "width": 170,
+     "valueFormatter": {"function": "params.value ? params.value.slice(0, 16).replace('T', ' ') : ''"}},
+]
+
+
+def layout(projects: list[str], modalities: list[str]) -> html.Div:
+    return html.Div(
+        className="caselist",
+        children=[
+            html.Div(
+                className="filters",
+                children=[
+                    dcc.Input(
+                        id=CaseList.SEARCH,
+                        type="search",
+                        placeholder="Search case or patient name",
+                        debounce=0.3,
+                        className="search",
+                    ),
+                    dcc.Dropdown(
+                        id=CaseList.MODALITY,
+                        options=modalities,
+                        placeholder="Modality",
+                        className="filter",
+                    ),
+                    dcc.Dropdown(
+                        id=CaseList.STATUS,
+                        options=[{"label": STATUS_LABELS[s.value], "value": s.value}
+                                 for s in ReviewStatus],
+                        placeholder="Review status",
+                        className="filter",
+                    ),
+                    dcc.Dropdown(
+                        id=CaseList.PROJECT,
+                        options=projects,
+                        placeholder="Project",
+                        className="filter",
+                    ),
+                    html.A(
+                        "Select studies to review",
+                        id=CaseList.OPEN,
+                        className="button open-grid disabled",
+                        href="#",
+                    ),
+                ],
+            ),
+            dcc.Store(id=CaseList.REFRESH),
+            dag.AgGrid(
+                id=CaseList.GRID,
+                rowModelType="infinite",
+                columnDefs=COLUMNS,
+                defaultColDef={"sortable": True, "resizable": True, "filter": False},
+                getRowId="params.data.id",
+                dashGridOptions={
+                    "pagination": True,
+                    "paginationPageSize": PAGE_SIZE,
+                    "paginationPageSizeSelector": False,
+                    "cacheBlockSize": PAGE_SIZE,
+                    "maxBlocksInCache": 8,
+                    "rowHeight": 72,
+                    "rowSelection": {
+                        "mode": "multiRow",
+                        "checkboxes": True,
+                        "headerCheckbox": False,
+                    },
+                    "suppressCellFocus": True,
+                },
+                className="ag-theme-quartz caselist-grid",
+                style={"height": "calc(100vh - 150px)", "width": "100%"},
+            ),
+        ],
+    )

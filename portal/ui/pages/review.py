@@ -1,0 +1,85 @@
+"""The review grid page: up to `panes_per_page` panes, paged by plain links.
+
+Paging uses full page loads on purpose: vtk.js 17.8 does not free a WebGL context when a
+view unmounts, and a fresh document is the one sure way to start the next page at zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlencode
+
+from dash import html
+
+from portal.ui.components.pane import missing_pane, pane
+from portal.ui.ids import Review
+
+
+def parse_study_ids(raw: str | None, limit: int = 500) -> list[int]:
+    """`"3,5, 9"` -> `[3, 5, 9]`: digits only, duplicates dropped, order kept."""
+    ids: list[int] = []
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if part.isdigit() and int(part) not in ids:
+            ids.append(int(part))
+        if len(ids) >= limit:
+            break
+    return ids
+
+
+def grid_columns(count: int) -> int:
+    if count <= 1:
+        return 1
+    if count <= 4:
+        return 2
+    if count <= 9:
+        return 3
+    return 4
+
+
+def pager(study_ids: list[int], page: int, per_page: int) -> html.Div:
+    pages = max(1, math.ceil(len(study_ids) / per_page))
+    studies = ",".join(str(i) for i in study_ids)
+
+    def link(p: int, text: str) -> html.A:
+        href = "/review?" + urlencode({"studies": studies, "page": p})
+        return html.A(text, href=href, className="button" + (" current" if p == page else ""))
+
+    items: list[Any] = [html.A("← Case list", href="/", className="button")]
+    if pages > 1:
+        if page > 1:
+            items.append(link(page - 1, "‹ Previous"))
+        items.append(html.Span(f"Page {page} of {pages} · {len(study_ids)} studies"))
+        if page < pages:
+            items.append(link(page + 1, "Next ›"))
+    else:
+        items.append(html.Span(f"{len(study_ids)} studies"))
+    return html.Div(items, id=Review.PAGER, className="pager")
+
+
+def layout(
+    study_ids: list[int],
+    page: int,
+    per_page: int,
+    panes: list[tuple[int, tuple[dict[str, Any], dict[str, Any]] | None]],
+) -> html.Div:
+    """`panes` holds, for each id on this page, its (detail, meta) or None if not visible."""
+    cells = [pane(*found) if found else missing_pane(sid) for sid, found in panes]
+    cols = grid_columns(len(cells))
+    rows = max(1, math.ceil(len(cells) / cols))
+    return html.Div(
+        className="review",
+        children=[
+            pager(study_ids, page, per_page),
+            html.Div(
+                cells,
+                id=Review.GRID,
+                className="pane-grid",
+                style={
+                    "gridTemplateColumns": f"repeat({cols}, minmax(0, 1fr))",
+                    "gridTemplateRows": f"repeat({rows}, minmax(320px, 1fr))",
+                },
+            ),
+        ],
+    )

@@ -1,0 +1,98 @@
+"""The server-side guard: every request needs a live login unless it is on ALLOWLIST.
+
+ALLOWLIST (anonymous access), and nothing else:
+- `GET`/`POST /login` – the sign-in form;
+- `GET /api/v1/health` – liveness probe, no data;
+- `GET /assets/...` – our CSS and client-side JavaScript, no data;
+- `GET /_dash-component-suites/...` – the JavaScript bundles of Dash and its components.
+Everything else – Dash's `/_dash-layout`, `/_dash-dependencies`, `/_dash-update-component`,
+every page and every API route – answers 401 (JSON routes) or redirects to `/login`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, jsonify, redirect, request, session, url_for
+from flask_login import LoginManager, current_user
+
+from portal.services.auth import Principal, resolve_session
+from portal.web.context import LoginUser, portal
+
+ALLOWED_EXACT = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/v1/health")}
+ALLOWED_PREFIXES = ("/assets/", "/_dash-component-suites/")
+JSON_PREFIXES = ("/api/", "/_dash-", "/_reload-hash")
+
+
+def is_allowlisted(method: str, path: str) -> bool:
+    method = "GET" if method == "HEAD" else method
+    if (method, path) in ALLOWED_EXACT:
+        return True
+    return method == "GET" and path.startswith(ALLOWED_PREFIXES) and ".." not in path
+
+
+def safe_next(target: str | None) -> str:
+    """Only local absolute paths are followed after login (no open redirects)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target:
+        return "/"
+    return target
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+def csrf_valid(submitted: str | None) -> bool:
+    expected = session.get("csrf")
+    return bool(expected and submitted and hmac.compare_digest(str(expected), submitted))
+
+
+def install(app: Flask) -> None:
+    """Wire Flask-Login and the guard into `app`."""
+    manager = LoginManager()
+    manager.session_protection = "basic"
+    manager.init_app(app)
+
+    @manager.user_loader
+    def load_user(token: str) -> LoginUser | None:
+        p = portal()
+        lifetime = timedelta(hours=p.settings.session_hours)
+        with p.db.session() as s:
+            user = resolve_session(s, token, lifetime)
+            if user is None:
+                return None
+            return LoginUser(Principal.of(user), token)
+
+    @app.before_request
+    def guard() -> Response | None:
+        if is_allowlisted(request.method, request.path):
+            return None
+        if current_user.is_authenticated:
+            return None
+        if request.path.startswith(JSON_PREFIXES):
+            response = jsonify(error="login required")
+            response.status_code = 401
+            return response
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("web.login", next=target))  # type: ignore[return-value]
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.path.startswith(ALLOWED_PREFIXES) and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response

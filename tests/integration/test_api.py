@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+from flask import Flask
+
+from tests.conftest import login
+
+
+def _find(client, name: str) -> dict:  # type: ignore[no-untyped-def]
+    items = client.get("/api/v1/studies?limit=100").get_json()["items"]
+    match = [s for s in items if s["name"] == name]
+    assert match, [s["name"] for s in items]
+    return client.get(f"/api/v1/studies/{match[0]['id']}").get_json()
+
+
+def test_study_detail_has_geometry_labels_and_flag(demo_app: Flask) -> None:
+    client = demo_app.test_client()
+    login(client, "admin")
+    detail = _find(client, "MNI152 T1 1mm")
+    assert detail["orientation"] == "RAS"
+    assert detail["modality"] == "MR"
+    assert len(detail["shape"]) == 3 and detail["spacing_mm"] == [1.0, 1.0, 1.0]
+    affine = np.array(detail["affine_ras"])
+    assert affine.shape == (4, 4) and np.allclose(affine[3], [0, 0, 0, 1])
+    labels = detail["segmentations"][0]["labels"]
+    assert [(lab["value"], lab["name"]) for lab in labels] == [
+        (1, "grey matter"), (2, "white matter")]
+    assert all(lab["color"].startswith("#") and len(lab["color"]) == 7 for lab in labels)
+    assert detail["flag"]["status"] in {"unreviewed", "approved", "needs-edit",
+                                        "flagged-for-expert"}
+
+
+def test_previews_are_gzip_vti_and_cacheable(demo_app: Flask) -> None:
+    client = demo_app.test_client()
+    login(client, "admin")
+    detail = _find(client, "MNI152 T1 1mm")
+    url = f"/api/v1/studies/{detail['id']}/preview/image.vti"
+    zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert zipped.status_code == 200
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert zipped.headers["Cache-Control"].startswith("private")
+    body = gzip.decompress(zipped.data)
+    assert body.startswith(b"<?xml") or body.startswith(b"<VTKFile")
+    assert b'type="ImageData"' in body
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert plain.data == body
+    thumb = client.get(f"/api/v1/studies/{detail['id']}/preview/thumb.png")
+    assert thumb.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/api/v1/studies/{detail['id']}/preview/meta.json").status_code == 404
