@@ -26,7 +26,7 @@ from portal.db.session import Database
 from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
-from portal.imaging.nifti import read_label_nifti, read_nifti
+from portal.imaging.nifti import nifti_stem, read_label_nifti, read_nifti
 from portal.imaging.preview import build_preview, label_surfaces, thumbnail_png, vti_bytes
 from portal.imaging.volume import Volume as ImageVolume
 from portal.imaging.volume import check_same_grid
@@ -76,12 +76,8 @@ class StudySource:
     series_uid: str = ""
 
 
-def nifti_stem(path: Path) -> str | None:
-    name = path.name
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return None
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, str]]]:
@@ -107,18 +103,18 @@ def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, 
         else:
             refused.append((str(path), "no such file or folder"))
 
-    niftis = {f: nifti_stem(f) for f in files if nifti_stem(f) is not None}
+    niftis = {f: nifti_stem(f) for f in files if _is_nifti(f)}
     labels_by_image: dict[Path, Path] = {}
     label_files: set[Path] = set()
     by_stem = {(f.parent, stem): f for f, stem in niftis.items()}
     for f, stem in niftis.items():
-        match = LABEL_PATTERN.match(stem or "")
+        match = LABEL_PATTERN.match(stem)
         if match and (f.parent, match["stem"]) in by_stem:
             labels_by_image[by_stem[(f.parent, match["stem"])]] = f
             label_files.add(f)
     sources = [
         StudySource(
-            name=stem or f.name,
+            name=stem,
             image_paths=(f,),
             kind="nifti",
             label_path=labels_by_image.get(f),
@@ -146,17 +142,17 @@ def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, 
     return sources, refused
 
 
-def _read_image(source: StudySource) -> tuple[ImageVolume, str]:
-    """Read the image; return it with a pseudonymous patient name (DICOM only)."""
+def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]:
+    """Read the image; return it with the patient name from the DICOM header, if any."""
     if source.kind == "nifti":
-        return read_nifti(source.image_paths[0]), ""
+        return read_nifti(source.image_paths[0], max_voxels=max_voxels), ""
     found = find_dicom_series(source.image_paths)
     if len(found) != 1:
         raise ImagingError(
             source.image_paths[0], f"expected one DICOM series, found {len(found)}"
         )
     series = found[0]
-    volume = read_dicom_series(series)
+    volume = read_dicom_series(series, max_voxels=max_voxels)
     header = pydicom.dcmread(
         series.paths[0], stop_before_pixels=True, specific_tags=["PatientName"]
     )
@@ -182,17 +178,13 @@ def import_study(
 ) -> ImportReport:
     """Import one study in one transaction; see the module docstring for the guarantees."""
     report = ImportReport()
-    where = str(source.image_paths[0] if len(source.image_paths) == 1 else source.image_paths[0].parent)
     try:
-        volume, patient_name = _read_image(source)
-        voxels = int(np.prod(volume.shape))
-        if voxels > settings.max_voxels:
-            raise ImagingError(
-                where, f"{voxels} voxels is more than the limit of {settings.max_voxels}"
-            )
+        volume, patient_name = _read_image(source, settings.max_voxels)
         labels = None
         if source.label_path is not None:
-            labels, label_affine = read_label_nifti(source.label_path)
+            labels, label_affine = read_label_nifti(
+                source.label_path, max_voxels=settings.max_voxels
+            )
             check_same_grid(
                 volume.affine_ras,
                 volume.shape,
@@ -267,7 +259,7 @@ def import_study(
             )
             study.volumes.append(
                 Volume(
-                    format=source.kind,
+                    format=str(source.kind),
                     series_uid=source.series_uid,
                     description=volume.description[:255],
                     files=stored,
@@ -278,7 +270,7 @@ def import_study(
                 seg_file = store.add_source(source.label_path, label_hash)
                 study.segmentations.append(
                     Segmentation(
-                        name=nifti_stem(source.label_path) or source.label_path.name,
+                        name=nifti_stem(source.label_path),
                         file=seg_file,
                         content_hash=label_hash,
                         labels=[

@@ -9,36 +9,23 @@ from flask import Flask
 
 from portal.ui.callbacks import caselist, review, router
 from portal.ui.ids import Shell
-from portal.web.context import principal
-from portal.web.security import csrf_token
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 
 
 def shell() -> html.Div:
-    """The page frame. Served only to signed-in users (the guard refuses `/_dash-layout`)."""
-    who = principal()
+    """The page frame. It holds no user or case data: the router callback fills it in."""
     return html.Div(
         className="shell",
         children=[
             dcc.Location(id=Shell.URL, refresh="callback-nav"),
             html.Header(
-                id=Shell.NAV,
                 className="nav",
                 children=[
                     html.A("portal", href="/", className="brand"),
                     html.A("Cases", href="/", className="nav-link"),
                     html.Span(className="nav-spacer"),
-                    html.Span(f"{who.username} · {who.role.value}", className="nav-user"),
-                    html.Form(
-                        method="post",
-                        action="/logout",
-                        className="logout",
-                        children=[
-                            dcc.Input(type="hidden", name="csrf_token", value=csrf_token()),
-                            html.Button("Sign out", type="submit", id="logout-button"),
-                        ],
-                    ),
+                    html.Div(id=Shell.NAV, className="nav-account"),
                 ],
             ),
             html.Main(id=Shell.PAGE, className="page"),

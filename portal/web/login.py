@@ -10,7 +10,7 @@ from flask_login import current_user, login_user, logout_user
 from portal.services import audit
 from portal.services.auth import Principal, authenticate, end_session, start_session
 from portal.web.context import LoginUser, portal
-from portal.web.security import csrf_token, csrf_valid, safe_next
+from portal.web.security import csrf_token, csrf_valid, rotate_csrf, safe_next
 
 bp = Blueprint("web", __name__)
 
@@ -69,8 +69,7 @@ def login_post() -> Response:
             return _page("Unknown username or wrong password.", status=401, username=username)
         token = start_session(s, user, timedelta(hours=p.settings.session_hours))
         login_user(LoginUser(Principal.of(user), token))
-    # A fresh CSRF token after sign-in so a token seen before login is useless after it.
-    session["csrf"] = None
+    rotate_csrf()
     return redirect(safe_next(request.form.get("next")))  # type: ignore[return-value]
 
 

@@ -54,6 +54,11 @@ def csrf_token() -> str:
     return str(token)
 
 
+def rotate_csrf() -> None:
+    """New token at sign-in, so a token seen before login is useless after it."""
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
 def csrf_valid(submitted: str | None) -> bool:
     expected = session.get("csrf")
     return bool(expected and submitted and hmac.compare_digest(str(expected), submitted))

@@ -37,15 +37,15 @@ def test_previews_are_gzip_vti_and_cacheable(demo_app: Flask) -> None:
     login(client, "admin")
     detail = _find(client, "MNI152 T1 1mm")
     url = f"/api/v1/studies/{detail['id']}/preview/image.vti"
-    zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
+    zipped = client.get(url, headers={"Accept-Encoding": "gzip"}, buffered=True)
     assert zipped.status_code == 200
     assert zipped.headers["Content-Encoding"] == "gzip"
     assert zipped.headers["Cache-Control"].startswith("private")
     body = gzip.decompress(zipped.data)
     assert body.startswith(b"<?xml") or body.startswith(b"<VTKFile")
     assert b'type="ImageData"' in body
-    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    plain = client.get(url, headers={"Accept-Encoding": "identity"}, buffered=True)
     assert plain.data == body
-    thumb = client.get(f"/api/v1/studies/{detail['id']}/preview/thumb.png")
+    thumb = client.get(f"/api/v1/studies/{detail['id']}/preview/thumb.png", buffered=True)
     assert thumb.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get(f"/api/v1/studies/{detail['id']}/preview/meta.json").status_code == 404

@@ -4,23 +4,47 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from dash import Dash, Input, Output, html
+from typing import Any
+
+from dash import Dash, Input, Output, dcc, html
 
 from portal.services import catalog, viewer
 from portal.services.errors import NotFound
 from portal.ui.ids import Shell
 from portal.ui.pages import caselist, review
+from portal.services.auth import Principal
 from portal.web.context import portal, principal
+from portal.web.security import csrf_token
+
+
+def account(who: Principal) -> list[Any]:
+    """Who is signed in, and the sign-out form (a real POST with the CSRF token)."""
+    return [
+        html.Span(f"{who.username} · {who.role.value}", className="nav-user"),
+        html.Form(
+            method="post",
+            action="/logout",
+            className="logout",
+            children=[
+                dcc.Input(type="hidden", name="csrf_token", value=csrf_token()),
+                html.Button("Sign out", type="submit", id="logout-button"),
+            ],
+        ),
+    ]
 
 
 def register(app: Dash) -> None:
     @app.callback(
         Output(Shell.PAGE, "children"),
+        Output(Shell.NAV, "children"),
         Input(Shell.URL, "pathname"),
         Input(Shell.URL, "search"),
     )
-    def route(pathname: str | None, search: str | None) -> object:
+    def route(pathname: str | None, search: str | None) -> tuple[object, list[Any]]:
         who = principal()
+        return page(who, pathname, search), account(who)
+
+    def page(who: Principal, pathname: str | None, search: str | None) -> object:
         p = portal()
         if pathname in (None, "", "/"):
             with p.db.session() as s:

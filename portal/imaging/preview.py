@@ -1,0 +1,201 @@
+"""Browser payloads: a downsampled, windowed, canonical copy of a study.
+
+A :class:`Preview` is what the viewer shows: uint8 grey levels and uint16
+labels on one shared grid in closest-canonical RAS voxel order (``i`` towards
+the subject's Right, ``j`` Anterior, ``k`` Superior). Obliquity is dropped:
+the grid is drawn axis-aligned with the preview's origin and spacing, which is
+how the viewer (vtk.js image slices) can display it.
+
+Display convention of :func:`thumbnail_png` (radiological, as on a PACS
+workstation): an axial slice seen from the feet, so the subject's Right is on
+the image's LEFT and Anterior at the TOP.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from portal.imaging.labels import Label, default_label_table, labels_to_rgba
+from portal.imaging.surfaces import label_surfaces
+from portal.imaging.volume import Volume, reorient_labels_like, to_closest_canonical
+from portal.imaging.vti import vti_bytes
+from portal.imaging.windowing import Window, apply_window, default_window
+
+__all__ = [
+    "Preview",
+    "build_preview",
+    "label_surfaces",
+    "thumbnail_png",
+    "thumbnail_slice_index",
+    "vti_bytes",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A study ready for the browser.
+
+    Parameters
+    ----------
+    image_u8 : numpy.ndarray
+        3-D uint8 grey levels (window applied), canonical RAS ``(i, j, k)`` order.
+    labels : numpy.ndarray or None
+        uint16 label values on exactly the same grid, or None.
+    spacing_mm : tuple of float
+        Voxel size of the preview along ``i, j, k`` (source spacing times step).
+    origin_mm : tuple of float
+        RAS position of preview voxel ``(0, 0, 0)``, in mm.
+    source_shape : tuple of int
+        Shape of the canonical full-resolution volume.
+    step : tuple of int
+        Stride taken along ``i, j, k`` from the canonical volume.
+    window : Window
+        Value range of the source mapped to 0..255.
+    """
+
+    image_u8: np.ndarray
+    labels: np.ndarray | None
+    spacing_mm: tuple[float, float, float]
+    origin_mm: tuple[float, float, float]
+    source_shape: tuple[int, int, int]
+    step: tuple[int, int, int]
+    window: Window = Window(0.0, 255.0)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Voxel count of the preview along ``i, j, k``."""
+        ni, nj, nk = self.image_u8.shape
+        return int(ni), int(nj), int(nk)
+
+
+def build_preview(
+    volume: Volume,
+    labels: np.ndarray | None = None,
+    *,
+    max_dim: int = 192,
+    window: Window | None = None,
+) -> Preview:
+    """Reorient to closest canonical, downsample and window a volume.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.
+    labels : numpy.ndarray, optional
+        Integer label map on the image grid (same shape, same voxel order).
+    max_dim : int
+        No preview axis is longer. Each axis is strided by the smallest
+        integer that achieves it; labels take the very same voxels (nearest
+        neighbour), so image and labels share one grid exactly.
+    window : Window, optional
+        Defaults to :func:`~portal.imaging.windowing.default_window`
+        (level 40 / width 400 HU for CT, 0.5-99.5 percentiles of non-zero
+        voxels otherwise).
+
+    Returns
+    -------
+    Preview
+    """
+    if max_dim < 1:
+        raise ValueError(f'Argument "max_dim" must be positive, got {max_dim}.')
+    if labels is not None and labels.shape != volume.shape:
+        raise ValueError(
+            f'Argument "labels" must have the image shape {volume.shape}, got {labels.shape}.'
+        )
+    canonical = to_closest_canonical(volume)
+    step = tuple(max(1, math.ceil(n / max_dim)) for n in canonical.shape)
+    si, sj, sk = step
+    image = canonical.data[::si, ::sj, ::sk]
+    window = window or default_window(image, canonical.modality)
+    image_u8 = np.ascontiguousarray(apply_window(image, window))
+    preview_labels = None
+    if labels is not None:
+        reoriented = reorient_labels_like(labels, volume.affine_ras)
+        preview_labels = np.ascontiguousarray(reoriented[::si, ::sj, ::sk], dtype=np.uint16)
+    spacing = canonical.spacing_mm
+    origin = canonical.affine_ras[:3, 3]
+    return Preview(
+        image_u8=image_u8,
+        labels=preview_labels,
+        spacing_mm=(spacing[0] * si, spacing[1] * sj, spacing[2] * sk),
+        origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])),
+        source_shape=canonical.shape,
+        step=(si, sj, sk),
+        window=window,
+    )
+
+
+def thumbnail_slice_index(preview: Preview) -> int:
+    """Axial slice ``k`` shown by :func:`thumbnail_png`.
+
+    The slice with the most labelled voxels when there are labels (so the
+    thumbnail shows the segmentation), else the middle slice.
+    """
+    if preview.labels is not None:
+        counts = np.count_nonzero(preview.labels, axis=(0, 1))
+        if counts.any():
+            return int(np.argmax(counts))
+    return preview.shape[2] // 2
+
+
+def _radiological(slice_ij: np.ndarray) -> np.ndarray:
+    """``(i, j, ...)`` RAS slice -> ``(row, column, ...)`` picture.
+
+    Row 0 is the largest ``j`` (Anterior at the top); column 0 is the largest
+    ``i`` (subject's Right on the viewer's left).
+    """
+    return np.swapaxes(slice_ij[::-1, ::-1], 0, 1)
+
+
+def thumbnail_png(preview: Preview, table: Sequence[Label] | None, *, size: int = 128) -> bytes:
+    """A square PNG of one axial slice in radiological convention.
+
+    Parameters
+    ----------
+    preview : Preview
+        From :func:`build_preview`.
+    table : sequence of Label, optional
+        Label colours; defaults to :func:`~portal.imaging.labels.default_label_table`.
+    size : int
+        Width and height in pixels. The slice keeps its physical aspect ratio
+        and is letterboxed on black.
+
+    Returns
+    -------
+    bytes
+        PNG, RGB, ``size`` x ``size``.
+    """
+    if size < 1:
+        raise ValueError(f'Argument "size" must be positive, got {size}.')
+    k = thumbnail_slice_index(preview)
+    grey = preview.image_u8[:, :, k].astype(np.float32)
+    rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
+    if preview.labels is not None:
+        slice_labels = preview.labels[:, :, k]
+        if table is None:
+            table = default_label_table(np.unique(slice_labels))
+        rgba = labels_to_rgba(slice_labels, table).astype(np.float32)
+        alpha = rgba[:, :, 3:] / 255.0
+        rgb = rgb * (1.0 - alpha) + rgba[:, :, :3] * alpha
+    picture = _radiological(np.rint(rgb).astype(np.uint8))
+
+    height_mm = picture.shape[0] * preview.spacing_mm[1]
+    width_mm = picture.shape[1] * preview.spacing_mm[0]
+    scale = size / max(height_mm, width_mm)
+    width_px = max(1, min(size, round(width_mm * scale)))
+    height_px = max(1, min(size, round(height_mm * scale)))
+    resized = Image.fromarray(picture).resize((width_px, height_px), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (size, size))
+    canvas.paste(resized, ((size - width_px) // 2, (size - height_px) // 2))
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()
