@@ -15,16 +15,24 @@
     if (type === "webgl2" || type === "webgl" || type === "experimental-webgl") {
       const attrs = Object.assign({}, attributes || {}, { preserveDrawingBuffer: true });
       const ctx = original.call(this, type, attrs);
-      if (ctx) contexts.set(this, ctx);
+      if (ctx) contexts.set(this, { ctx: ctx, seen: false, away: 0 });
       return ctx;
     }
     return original.call(this, type, attributes);
   };
 
+  // vtk.js creates its canvas (and context) before inserting it, so only a canvas that was
+  // in the document and has stayed out of it for a few sweeps is released.
   function releaseDetached() {
-    for (const [canvas, ctx] of contexts) {
-      if (!canvas.isConnected) {
-        const ext = ctx.getExtension("WEBGL_lose_context");
+    for (const [canvas, entry] of contexts) {
+      if (canvas.isConnected) {
+        entry.seen = true;
+        entry.away = 0;
+        continue;
+      }
+      entry.away += 1;
+      if (entry.seen && entry.away >= 3) {
+        const ext = entry.ctx.getExtension("WEBGL_lose_context");
         if (ext) ext.loseContext();
         contexts.delete(canvas);
       }

@@ -184,3 +184,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from portal.serve import run
 
     run(_settings(), host, port, workers=workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -49,4 +49,16 @@ def build_dash(server: Flask) -> Dash:
     router.register(app)
     caselist.register(app)
     review.register(app)
+    _register_bundles(app, server)
     return app
+
+
+def _register_bundles(app: Dash, server: Flask) -> None:
+    """Register every JS/CSS bundle path now, not when this worker first renders the index.
+
+    Dash fills `registered_paths` while rendering the index page; under several gunicorn
+    workers a worker whose first request is a bundle would answer 500 without this.
+    """
+    with server.test_request_context("/"):
+        app._generate_scripts_html()  # noqa: SLF001
+        app._generate_css_dist_html()  # noqa: SLF001

@@ -50,6 +50,8 @@ def live_server(demo_settings: Settings) -> Iterator[str]:
             time.sleep(0.3)
     else:
         proc.kill()
+        proc.wait()
+        log.close()
         raise RuntimeError("portal did not start: " + (demo_settings.data_dir / "server.log").read_text())
     yield url
     proc.terminate()

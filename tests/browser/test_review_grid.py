@@ -118,7 +118,7 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     # Flag the first study for an expert.
     study_id = first.get_attribute("data-study-id")
     first.find_element(By.XPATH, ".//label[contains(., 'Flagged for expert')]").click()
-    reason = first.find_element(By.CSS_SELECTOR, "input.reason")
+    reason = first.find_element(By.CSS_SELECTOR, "input.reason, .reason input")
     reason.clear()
     reason.send_keys("grey matter label leaks into the skull")
     first.find_element(By.CSS_SELECTOR, "button.save").click()
@@ -127,7 +127,7 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     assert first.find_element(By.CSS_SELECTOR, ".badge").text == "Flagged for expert"
 
     # 3D: volume rendering and label surfaces in the last pane.
-    last = panes[-1]
+    last = panes[2]  # MNI152 stored LAS: a real 3D volume
     last.find_element(By.XPATH, ".//label[contains(., '3D')]").click()
     WebDriverWait(driver, 60).until(lambda d: "mode-3d" in last.get_attribute("class"))
     time.sleep(4)

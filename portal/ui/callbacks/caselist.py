@@ -60,7 +60,9 @@ def register(app: Dash) -> None:
                 page = catalog.list_studies(s, principal(), query)
         except InvalidInput:
             return {"rowData": [], "rowCount": 0}
-        return {"rowData": page.items, "rowCount": page.total}
+        # AG Grid wants string row ids; a stable id keeps selection across pages and sorts.
+        rows = [{**item, "row_id": str(item["id"])} for item in page.items]
+        return {"rowData": rows, "rowCount": page.total}
 
     # A filter change empties the grid's block cache, which makes it ask for rows again.
     app.clientside_callback(

@@ -78,7 +78,7 @@ def layout(projects: list[str], modalities: list[str]) -> html.Div:
                 rowModelType="infinite",
                 columnDefs=COLUMNS,
                 defaultColDef={"sortable": True, "resizable": True, "filter": False},
-                getRowId="params.data.id",
+                getRowId="params.data.row_id",
                 dashGridOptions={
                     "pagination": True,
                     "paginationPageSize": PAGE_SIZE,
