@@ -62,8 +62,24 @@ def robust_window(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.
 
 
 def default_window(data: np.ndarray, modality: str) -> Window:
-    """:data:`CT_DEFAULT_WINDOW` for CT, else :func:`robust_window`."""
-    return CT_DEFAULT_WINDOW if modality == "CT" else robust_window(data)
+    """:data:`CT_DEFAULT_WINDOW` for CT; else :func:`robust_window`, from 0 if data >= 0.
+
+    Non-negative images (MR magnitudes) start the window at 0, so air is black and the
+    darkest tissue dark grey; starting at the low percentile of tissue would paint that
+    tissue black (a two-valued image would lose its lower value entirely).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> default_window(np.array([0, 400, 400, 900]), "MR")
+    Window(low=0.0, high=895.0)
+    """
+    if modality == "CT":
+        return CT_DEFAULT_WINDOW
+    window = robust_window(data)
+    if data.size and float(data.min()) >= 0:
+        return Window(0.0, window.high)
+    return window
 
 
 def apply_window(data: np.ndarray, window: Window) -> np.ndarray:

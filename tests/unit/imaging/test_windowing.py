@@ -17,8 +17,10 @@ def test_ct_default_is_level_40_width_400():
 def test_robust_window_ignores_zero_background():
     data = np.zeros(10_000)
     data[:1000] = np.linspace(100, 200, 1000)
-    window = default_window(data, "MR")
+    window = robust_window(data)
     assert 100 <= window.low < 102 and 198 < window.high <= 200
+    # Non-negative MR starts at 0 so the darkest tissue stays visible.
+    assert default_window(data, "MR") == Window(0.0, window.high)
     assert robust_window(np.zeros(5)) == Window(0.0, 1.0)
     assert robust_window(np.full(5, 7.0)) == Window(7.0, 8.0)
 
