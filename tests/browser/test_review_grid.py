@@ -50,6 +50,8 @@ def _grey_pixels(px: np.ndarray) -> int:
 
 def _login(driver, url: str) -> None:  # type: ignore[no-untyped-def]
     driver.get(url + "/login")
+    driver.delete_all_cookies()  # start signed out, whatever an earlier test left
+    driver.get(url + "/login")
     driver.find_element(By.NAME, "username").send_keys("admin")
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

@@ -80,9 +80,12 @@ def slice_children(
 def volume_children(study_id: int, surfaces: list[dict[str, Any]]) -> list[Any]:
     """The 3D representations: grey volume rendering plus one surface per label."""
     children: list[Any] = [
+        # Only the brighter part of the image is rendered, as faint context: a full-range
+        # ramp draws an opaque skin that hides the label surfaces inside it. (Setting the
+        # volume `property` crashes react-vtk-js 1.5, so the range is the only knob.)
         dash_vtk.VolumeRepresentation(
             colorMapPreset="Grayscale",
-            colorDataRange=[20, 255],
+            colorDataRange=[140, 255],
             children=dash_vtk.Reader(
                 vtkClass="vtkXMLImageDataReader", url=preview_url(study_id, "image.vti")
             ),
@@ -91,7 +94,7 @@ def volume_children(study_id: int, surfaces: list[dict[str, Any]]) -> list[Any]:
     for surface in surfaces:
         children.append(
             dash_vtk.GeometryRepresentation(
-                property={"color": surface["color"], "opacity": 0.85},
+                property={"color": surface["color"], "opacity": 1.0},
                 children=[dash_vtk.Mesh(state=surface["state"])],
             )
         )
