@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
-    app.extensions["portal"] = Portal(settings=settings, db=Database(settings.resolved_database_url))
+    app.extensions["portal"] = Portal(
+        settings=settings, db=Database(settings.resolved_database_url)
+    )
 
     # Imported here so that importing portal.app stays cheap and free of Dash set-up.
     from portal.api.routes import bp as api_bp

@@ -17,8 +17,13 @@ from portal.db.models import Role, User
 from portal.db.session import Database
 from portal.services import auth
 from portal.services.errors import InvalidInput
-from portal.services.importer import ImportReport, ImportSettings, StudySource, import_paths
-from portal.services.importer import import_sources
+from portal.services.importer import (
+    ImportReport,
+    ImportSettings,
+    StudySource,
+    import_paths,
+    import_sources,
+)
 
 
 def _settings() -> Settings:
@@ -75,8 +80,12 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.REVIEWER.value,
-              show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.REVIEWER.value,
+    show_default=True,
+)
 @click.option("--project", "projects", multiple=True, help="Project to join (repeatable).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, role: str, projects: tuple[str, ...], password_stdin: bool) -> None:

@@ -56,8 +56,12 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url,
-                    secret_key="test-secret", preview_max_dim=96)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret",
+        preview_max_dim=96,
+    )
 
 
 def make_user(database: Database, name: str, role: Role, projects: list[str] | None = None) -> None:

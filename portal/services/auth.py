@@ -62,9 +62,11 @@ def create_user(
         If the name is taken or malformed, the password too short or a project unknown.
     """
     username = username.strip()
-    if not username or len(username) > 64 or not username.replace("-", "").replace(
-        "_", ""
-    ).replace(".", "").isalnum():
+    if (
+        not username
+        or len(username) > 64
+        or not username.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    ):
         raise InvalidInput("username must be 1-64 letters, digits, '.', '-' or '_'")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")

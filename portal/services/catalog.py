@@ -49,7 +49,7 @@ class StudyPage:
     total: int
 
 
-def visible_studies(principal: Principal) -> Select[tuple[Study]]:
+def visible_studies(principal: Principal) -> Select[Study]:
     """SELECT of the studies `principal` may see: admins all, others their projects'."""
     stmt = select(Study)
     if not principal.is_admin:

@@ -148,9 +148,7 @@ def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]
         return read_nifti(source.image_paths[0], max_voxels=max_voxels), ""
     found = find_dicom_series(source.image_paths)
     if len(found) != 1:
-        raise ImagingError(
-            source.image_paths[0], f"expected one DICOM series, found {len(found)}"
-        )
+        raise ImagingError(source.image_paths[0], f"expected one DICOM series, found {len(found)}")
     series = found[0]
     volume = read_dicom_series(series, max_voxels=max_voxels)
     header = pydicom.dcmread(
@@ -203,9 +201,7 @@ def import_study(
     with db.session() as session:
         project = ensure_project(session, project_name)
         existing = session.scalar(
-            select(Study.id).where(
-                Study.project_id == project.id, Study.source_hash == source_hash
-            )
+            select(Study.id).where(Study.project_id == project.id, Study.source_hash == source_hash)
         )
         if existing is not None:
             report.skipped.append(source.name)
@@ -215,7 +211,9 @@ def import_study(
         # From the full label map: a small structure the preview stride misses is still a label.
         table = _label_table(labels, source.label_names) if labels is not None else []
         previews = {
-            "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),
+            "image.vti.gz": _gzip(
+                vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)
+            ),
             "thumb.png": thumbnail_png(preview, table or None),
             "meta.json": json.dumps(
                 {

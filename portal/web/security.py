@@ -98,6 +98,9 @@ def install(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.path.startswith(ALLOWED_PREFIXES) and "Cache-Control" not in response.headers:
+        if (
+            not request.path.startswith(ALLOWED_PREFIXES)
+            and "Cache-Control" not in response.headers
+        ):
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -17,8 +17,9 @@ import pytest
 
 from portal.config import Settings
 
-ARTIFACTS = Path(os.environ.get("PORTAL_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("PORTAL_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -32,12 +33,17 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(demo_settings: Settings) -> Iterator[str]:
     port = _free_port()
-    env = dict(os.environ, PORTAL_DATA_DIR=str(demo_settings.data_dir),
-               PORTAL_SECRET_KEY=demo_settings.secret_key)
+    env = dict(
+        os.environ,
+        PORTAL_DATA_DIR=str(demo_settings.data_dir),
+        PORTAL_SECRET_KEY=demo_settings.secret_key,
+    )
     log = open(demo_settings.data_dir / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "portal.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -52,7 +58,9 @@ def live_server(demo_settings: Settings) -> Iterator[str]:
         proc.kill()
         proc.wait()
         log.close()
-        raise RuntimeError("portal did not start: " + (demo_settings.data_dir / "server.log").read_text())
+        raise RuntimeError(
+            "portal did not start: " + (demo_settings.data_dir / "server.log").read_text()
+        )
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -72,18 +80,28 @@ def browser() -> Iterator[object]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--disable-dev-shm-usage", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-        "--window-size=1600,1100", f"--user-data-dir={profile}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+        "--window-size=1600,1100",
+        f"--user-data-dir={profile}",
     ]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     # Headless --window-size can leave a shorter page; set the viewport explicitly.
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1600, "height": 1100, "deviceScaleFactor": 1,
-                            "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1600, "height": 1100, "deviceScaleFactor": 1, "mobile": False},
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()

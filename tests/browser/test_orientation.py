@@ -8,6 +8,7 @@ colour must sit left of and above the centre of the head, read from the screensh
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -51,17 +52,35 @@ def _head(folder: Path, stored: str) -> None:
     assert "".join(nib.aff2axcodes(ref.affine)) == stored
 
 
-def test_marker_right_anterior_shows_left_top(demo_settings: Settings, live_server: str,
-                                              browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _central(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape[:2]
+    keep = (
+        (points[:, 0] > 0.1 * h)
+        & (points[:, 0] < 0.9 * h)
+        & (points[:, 1] > 0.1 * w)
+        & (points[:, 1] < 0.9 * w)
+    )
+    return points[keep]
+
+
+def test_marker_right_anterior_shows_left_top(
+    demo_settings: Settings, live_server: str, browser, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     ids = []
     database = Database(demo_settings.resolved_database_url)
     for stored in ("RAS", "LPS"):
         _head(tmp_path / stored, stored)
         report = import_paths(
             database,
-            ImportSettings(demo_settings.store_dir, demo_settings.preview_dir,
-                           demo_settings.preview_max_dim, demo_settings.max_voxels),
-            "orientation", [tmp_path / stored])
+            ImportSettings(
+                demo_settings.store_dir,
+                demo_settings.preview_dir,
+                demo_settings.preview_max_dim,
+                demo_settings.max_voxels,
+            ),
+            "orientation",
+            [tmp_path / stored],
+        )
         assert report.refused == [] and len(report.imported) == 1
         ids += report.imported
     database.dispose()
@@ -69,28 +88,26 @@ def test_marker_right_anterior_shows_left_top(demo_settings: Settings, live_serv
     driver = browser
     _login(driver, live_server)
     driver.get(f"{live_server}/review?studies={ids[0]},{ids[1]}")
-    WebDriverWait(driver, 120).until(lambda d: len(d.find_elements(
-        By.CSS_SELECTOR, ".pane[data-state='ready']")) == 2)
-    import time
-
+    WebDriverWait(driver, 120).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".pane[data-state='ready']")) == 2
+    )
     time.sleep(1.0)
     shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
     shot.save(ARTIFACTS / "orientation.png")
     for pane in driver.find_elements(By.CSS_SELECTOR, ".pane[data-study-id]"):
         r = pane.find_element(By.CSS_SELECTOR, ".pane-view").rect
-        px = np.asarray(shot.crop((int(r["x"]), int(r["y"]), int(r["x"] + r["width"]),
-                                   int(r["y"] + r["height"]))), dtype=np.int16)
+        px = np.asarray(
+            shot.crop(
+                (int(r["x"]), int(r["y"]), int(r["x"] + r["width"]), int(r["y"] + r["height"]))
+            ),
+            dtype=np.int16,
+        )
         spread = px.max(axis=2) - px.min(axis=2)
         lum = px.mean(axis=2)
         coloured = np.argwhere(spread > 60)
         content = np.argwhere(lum > 30)
-        # Ignore the legend and letters in the corners: keep the central 80 %.
-        h, w = lum.shape
-        def central(points: np.ndarray) -> np.ndarray:
-            keep = ((points[:, 0] > 0.1 * h) & (points[:, 0] < 0.9 * h)
-                    & (points[:, 1] > 0.1 * w) & (points[:, 1] < 0.9 * w))
-            return points[keep]
-        coloured, content = central(coloured), central(content)
+        # Ignore the legend and letters at the edges: keep the central 80 %.
+        coloured, content = _central(coloured, lum.shape), _central(content, lum.shape)
         assert len(coloured) > 100 and len(content) > 1000
         (mrow, mcol), (crow, ccol) = coloured.mean(axis=0), content.mean(axis=0)
         title = pane.find_element(By.CSS_SELECTOR, ".pane-title").text

@@ -22,8 +22,12 @@ from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-GRID_STUDIES = ["MNI152 T1 1mm", "MNI152 T1 1mm (DICOM)", "MNI152 T1 1mm (LAS on disk)",
-                "CT small (pydicom)"]
+GRID_STUDIES = [
+    "MNI152 T1 1mm",
+    "MNI152 T1 1mm (DICOM)",
+    "MNI152 T1 1mm (LAS on disk)",
+    "CT small (pydicom)",
+]
 
 
 def _screenshot(driver) -> Image.Image:  # type: ignore[no-untyped-def]
@@ -32,8 +36,10 @@ def _screenshot(driver) -> Image.Image:  # type: ignore[no-untyped-def]
 
 def _crop(shot: Image.Image, element) -> np.ndarray:  # type: ignore[no-untyped-def]
     r = element.rect
-    return np.asarray(shot.crop((int(r["x"]), int(r["y"]), int(r["x"] + r["width"]),
-                                 int(r["y"] + r["height"]))), dtype=np.int16)
+    return np.asarray(
+        shot.crop((int(r["x"]), int(r["y"]), int(r["x"] + r["width"]), int(r["y"] + r["height"]))),
+        dtype=np.int16,
+    )
 
 
 def _label_pixels(px: np.ndarray) -> int:
@@ -56,14 +62,16 @@ def _login(driver, url: str) -> None:  # type: ignore[no-untyped-def]
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     WebDriverWait(driver, 60).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, ".ag-row .study-link")))
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".ag-row .study-link"))
+    )
 
 
 def _row_for(driver, name: str):  # type: ignore[no-untyped-def]
     for link in driver.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container .study-link"):
         if link.text == name:
             row_index = link.find_element(By.XPATH, "./ancestor::div[@row-index]").get_attribute(
-                "row-index")
+                "row-index"
+            )
             return row_index
     raise AssertionError(f"{name} not in the case list")
 
@@ -72,25 +80,35 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     driver = browser
     _login(driver, live_server)
     WebDriverWait(driver, 30).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container .ag-row")) >= 6)
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container .ag-row")) >= 6
+    )
     # thumbnails really loaded
-    WebDriverWait(driver, 30).until(lambda d: all(
-        img.get_property("naturalWidth") > 0 for img in d.find_elements(By.CSS_SELECTOR, "img.thumb")))
+    WebDriverWait(driver, 30).until(
+        lambda d: all(
+            img.get_property("naturalWidth") > 0
+            for img in d.find_elements(By.CSS_SELECTOR, "img.thumb")
+        )
+    )
     _screenshot(driver).save(ARTIFACTS / "caselist.png")
 
     for name in GRID_STUDIES:
         index = _row_for(driver, name)
         box = driver.find_element(
-            By.CSS_SELECTOR, f".ag-pinned-left-cols-container [row-index='{index}'] input, "
-                             f".ag-center-cols-container [row-index='{index}'] input[type=checkbox]")
+            By.CSS_SELECTOR,
+            f".ag-pinned-left-cols-container [row-index='{index}'] input, "
+            f".ag-center-cols-container [row-index='{index}'] input[type=checkbox]",
+        )
         box.click()
     open_link = driver.find_element(By.ID, "caselist-open")
     WebDriverWait(driver, 10).until(lambda d: "Review 4 studies" in open_link.text)
     started = time.monotonic()
     open_link.click()
 
-    WebDriverWait(driver, 180).until(lambda d: len(d.find_elements(
-        By.CSS_SELECTOR, ".pane[data-study-id][data-state='ready']")) == 4)
+    WebDriverWait(driver, 180).until(
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, ".pane[data-study-id][data-state='ready']")) == 4
+        )
+    )
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # let the label overlay layer finish its first frame too
     panes = driver.find_elements(By.CSS_SELECTOR, ".pane[data-study-id]")
@@ -125,7 +143,8 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     reason.send_keys("grey matter label leaks into the skull")
     first.find_element(By.CSS_SELECTOR, "button.save").click()
     WebDriverWait(driver, 20).until(
-        lambda d: first.find_element(By.CSS_SELECTOR, ".pane-message").text.startswith("Saved"))
+        lambda d: first.find_element(By.CSS_SELECTOR, ".pane-message").text.startswith("Saved")
+    )
     assert first.find_element(By.CSS_SELECTOR, ".badge").text == "Flagged for expert"
 
     # 3D: volume rendering and label surfaces in the last pane.
@@ -140,9 +159,13 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     # Back in the case list, the flag shows at once.
     driver.find_element(By.CSS_SELECTOR, ".pager a").click()
     WebDriverWait(driver, 30).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, ".ag-row .study-link")))
-    row = WebDriverWait(driver, 30).until(lambda d: d.find_element(
-        By.CSS_SELECTOR, f".ag-center-cols-container .ag-row[row-id='{study_id}']"))
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".ag-row .study-link"))
+    )
+    row = WebDriverWait(driver, 30).until(
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, f".ag-center-cols-container .ag-row[row-id='{study_id}']"
+        )
+    )
     WebDriverWait(driver, 10).until(lambda d: "Flagged for expert" in row.text)
     assert "grey matter label leaks" in row.text
     _screenshot(driver).save(ARTIFACTS / "caselist-flagged.png")

@@ -26,10 +26,16 @@ def test_study_detail_has_geometry_labels_and_flag(demo_app: Flask) -> None:
     assert affine.shape == (4, 4) and np.allclose(affine[3], [0, 0, 0, 1])
     labels = detail["segmentations"][0]["labels"]
     assert [(lab["value"], lab["name"]) for lab in labels] == [
-        (1, "grey matter"), (2, "white matter")]
+        (1, "grey matter"),
+        (2, "white matter"),
+    ]
     assert all(lab["color"].startswith("#") and len(lab["color"]) == 7 for lab in labels)
-    assert detail["flag"]["status"] in {"unreviewed", "approved", "needs-edit",
-                                        "flagged-for-expert"}
+    assert detail["flag"]["status"] in {
+        "unreviewed",
+        "approved",
+        "needs-edit",
+        "flagged-for-expert",
+    }
 
 
 def test_previews_are_gzip_vti_and_cacheable(demo_app: Flask) -> None:

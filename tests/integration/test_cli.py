@@ -26,17 +26,21 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_db_upgrade_user_add_and_import(env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
-    added = runner.invoke(main, ["user", "add", "nina", "--role", "expert", "--password-stdin"],
-                          input=PASSWORD + "\n", env=env)
+    added = runner.invoke(
+        main,
+        ["user", "add", "nina", "--role", "expert", "--password-stdin"],
+        input=PASSWORD + "\n",
+        env=env,
+    )
     assert added.exit_code == 0, added.output
-    dup = runner.invoke(main, ["user", "add", "nina", "--password-stdin"],
-                        input=PASSWORD + "\n", env=env)
+    dup = runner.invoke(
+        main, ["user", "add", "nina", "--password-stdin"], input=PASSWORD + "\n", env=env
+    )
     assert dup.exit_code != 0 and "already exists" in dup.output
 
     _case(tmp_path / "cases")
     (tmp_path / "cases" / "junk.dat").write_bytes(b"\x00" * 300)
-    result = runner.invoke(main, ["import", str(tmp_path / "cases"), "--project", "trial"],
-                           env=env)
+    result = runner.invoke(main, ["import", str(tmp_path / "cases"), "--project", "trial"], env=env)
     assert result.exit_code == 1
     assert "imported 1" in result.output
     assert f"refused: {tmp_path / 'cases' / 'junk.dat'}:" in result.output

@@ -20,8 +20,9 @@ ANATOMICAL = Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii"
 
 
 def _import_settings(settings: Settings) -> ImportSettings:
-    return ImportSettings(settings.store_dir, settings.preview_dir, settings.preview_max_dim,
-                          settings.max_voxels)
+    return ImportSettings(
+        settings.store_dir, settings.preview_dir, settings.preview_max_dim, settings.max_voxels
+    )
 
 
 def _case(folder: Path, label_suffix: str = "-label", shift: bool = False) -> Path:
@@ -43,13 +44,14 @@ def _case(folder: Path, label_suffix: str = "-label", shift: bool = False) -> Pa
 
 def _counts(db: Database) -> tuple[int, int]:
     with db.session() as s:
-        return (s.scalar(select(func.count()).select_from(Study)) or 0,
-                s.scalar(select(func.count()).select_from(Segmentation)) or 0)
+        return (
+            s.scalar(select(func.count()).select_from(Study)) or 0,
+            s.scalar(select(func.count()).select_from(Segmentation)) or 0,
+        )
 
 
 def _files(settings: Settings) -> list[Path]:
-    return sorted(p for p in settings.data_dir.rglob("*") if p.is_file()
-                  and p.name != "secret_key")
+    return sorted(p for p in settings.data_dir.rglob("*") if p.is_file() and p.name != "secret_key")
 
 
 @pytest.mark.parametrize("suffix", ["-label", "_seg", "_label", "-seg"])
@@ -61,8 +63,9 @@ def test_sibling_label_maps_are_paired(tmp_path: Path, suffix: str) -> None:
     assert sources[0].label_path.name == f"case{suffix}.nii.gz"
 
 
-def test_import_is_idempotent_and_keeps_geometry(db: Database, settings: Settings,
-                                                 tmp_path: Path) -> None:
+def test_import_is_idempotent_and_keeps_geometry(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     image = _case(tmp_path / "in")
     report = import_paths(db, _import_settings(settings), "p1", [tmp_path / "in"])
     assert report.refused == [] and len(report.imported) == 1
@@ -79,8 +82,9 @@ def test_import_is_idempotent_and_keeps_geometry(db: Database, settings: Setting
         assert [lab.value for lab in study.segmentations[0].labels] == [1, 2]
 
 
-def test_mismatched_label_grid_is_refused_with_numbers(db: Database, settings: Settings,
-                                                       tmp_path: Path) -> None:
+def test_mismatched_label_grid_is_refused_with_numbers(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     _case(tmp_path / "in", shift=True)
     report = import_paths(db, _import_settings(settings), "p1", [tmp_path / "in"])
     assert report.imported == []
@@ -91,8 +95,9 @@ def test_mismatched_label_grid_is_refused_with_numbers(db: Database, settings: S
     assert _files(settings) == []
 
 
-def test_corrupt_and_unknown_files_are_refused_by_name(db: Database, settings: Settings,
-                                                       tmp_path: Path) -> None:
+def test_corrupt_and_unknown_files_are_refused_by_name(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     good = gzip.compress(ANATOMICAL.read_bytes())
@@ -105,9 +110,9 @@ def test_corrupt_and_unknown_files_are_refused_by_name(db: Database, settings: S
     assert _files(settings) == []
 
 
-def test_failed_commit_leaves_no_rows_and_no_files(db: Database, settings: Settings,
-                                                   tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_commit_leaves_no_rows_and_no_files(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _case(tmp_path / "in")
 
     def fail(self: Session) -> None:

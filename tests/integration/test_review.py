@@ -23,8 +23,9 @@ def _principal(db: Database, name: str) -> Principal:
         return Principal.of(user)
 
 
-def test_flags_are_stored_with_who_and_when_and_listed(db: Database, settings: Settings,
-                                                       tmp_path: Path) -> None:
+def test_flags_are_stored_with_who_and_when_and_listed(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
     [study_id] = import_paths(db, _import_settings(settings), "trial", [_case(tmp_path)]).imported
     make_user(db, "rita", Role.REVIEWER, ["trial"])
     make_user(db, "otto", Role.REVIEWER)
@@ -45,8 +46,7 @@ def test_flags_are_stored_with_who_and_when_and_listed(db: Database, settings: S
         assert catalog.list_studies(s, otto, catalog.StudyQuery()).total == 0
 
 
-def test_case_list_search_sort_and_paging(db: Database, settings: Settings,
-                                          tmp_path: Path) -> None:
+def test_case_list_search_sort_and_paging(db: Database, settings: Settings, tmp_path: Path) -> None:
     for name in ["alpha", "beta"]:
         folder = tmp_path / name
         image = _case(folder)
@@ -62,8 +62,12 @@ def test_case_list_search_sort_and_paging(db: Database, settings: Settings,
         assert catalog.list_studies(s, admin, q(search="ALP")).total == 1
         assert catalog.list_studies(s, admin, q(search="%")).total == 0
         assert catalog.list_studies(s, admin, q(project="q")).items[0]["name"] == "beta"
-        names = [r["name"] for r in catalog.list_studies(
-            s, admin, q(sort=catalog.SortKey.NAME, descending=True)).items]
+        names = [
+            r["name"]
+            for r in catalog.list_studies(
+                s, admin, q(sort=catalog.SortKey.NAME, descending=True)
+            ).items
+        ]
         assert names == ["beta", "alpha"]
         page2 = catalog.list_studies(s, admin, q(sort=catalog.SortKey.NAME, offset=1, limit=1))
         assert page2.total == 2 and [r["name"] for r in page2.items] == ["beta"]

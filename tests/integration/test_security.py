@@ -20,7 +20,11 @@ def _url(rule: Rule) -> str:
     url = rule.rule
     for arg in rule.arguments:
         converter = rule._converters[arg].__class__.__name__.lower()  # noqa: SLF001
-        value = "1" if "integer" in converter else ARG_VALUES["path" if "path" in converter else "default"]
+        value = (
+            "1"
+            if "integer" in converter
+            else ARG_VALUES["path" if "path" in converter else "default"]
+        )
         url = url.replace(f"<{arg}>", value)
         for prefix in ("int", "path", "string"):
             url = url.replace(f"<{prefix}:{arg}>", value)
@@ -47,8 +51,15 @@ def test_every_rule_refuses_anonymous_requests(demo_app: Flask) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/api/v1/studies",
-             "/api/v1/studies/1", "/api/v1/studies/1/preview/image.vti"]
+    "path",
+    [
+        "/_dash-layout",
+        "/_dash-dependencies",
+        "/_dash-update-component",
+        "/api/v1/studies",
+        "/api/v1/studies/1",
+        "/api/v1/studies/1/preview/image.vti",
+    ],
 )
 def test_dash_and_api_endpoints_are_closed(demo_app: Flask, path: str) -> None:
     client = demo_app.test_client()
@@ -78,11 +89,19 @@ def test_login_requires_csrf_and_right_password(demo_app: Flask) -> None:
     client.get("/login")
     with client.session_transaction() as sess:
         token = sess["csrf"]
-    wrong = client.post("/login", data={"username": "admin", "password": "nope-nope",
-                                        "csrf_token": token})
+    wrong = client.post(
+        "/login", data={"username": "admin", "password": "nope-nope", "csrf_token": token}
+    )
     assert wrong.status_code == 401
-    ok = client.post("/login", data={"username": "admin", "password": PASSWORD,
-                                     "csrf_token": token, "next": "/review?studies=1"})
+    ok = client.post(
+        "/login",
+        data={
+            "username": "admin",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/review?studies=1",
+        },
+    )
     assert ok.status_code == 302 and ok.headers["Location"] == "/review?studies=1"
     evil = client.get("/login?next=//evil.example/")
     assert evil.status_code == 302 and evil.headers["Location"] == "/"
@@ -116,8 +135,10 @@ def test_reviewer_outside_the_project_sees_nothing(demo_app: Flask) -> None:
     # The Dash router callback re-checks access too.
     payload = {
         "output": "..shell-page.children...shell-nav.children..",
-        "outputs": [{"id": "shell-page", "property": "children"},
-                    {"id": "shell-nav", "property": "children"}],
+        "outputs": [
+            {"id": "shell-page", "property": "children"},
+            {"id": "shell-nav", "property": "children"},
+        ],
         "inputs": [
             {"id": "shell-url", "property": "pathname", "value": "/review"},
             {"id": "shell-url", "property": "search", "value": "?studies=1,2"},

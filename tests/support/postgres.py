@@ -50,13 +50,29 @@ class PostgresCluster:
         subprocess.run([*self._run_as, *args], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        self._cmd(str(BINDIR / "initdb"), "-D", str(self.datadir), "-U", "portal",
-                  "--auth=trust", "-E", "UTF8", "--no-sync")
         self._cmd(
-            str(BINDIR / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60",
-            "-l", str(self.root / "log"),
-            "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                  "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            str(BINDIR / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "portal",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        self._cmd(
+            str(BINDIR / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             "start",
         )
 
@@ -74,8 +90,9 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._cmd(str(BINDIR / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w",
-                      "stop")
+            self._cmd(
+                str(BINDIR / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"
+            )
         except subprocess.CalledProcessError:
             pass
         time.sleep(0.1)

@@ -7,12 +7,39 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "portal"
 FORBIDDEN = {
-    "imaging": {"dash", "dash_vtk", "dash_ag_grid", "flask", "flask_login", "sqlalchemy",
-                "portal.db", "portal.services", "portal.ui", "portal.api", "portal.web"},
-    "services": {"dash", "dash_vtk", "dash_ag_grid", "flask", "flask_login", "portal.ui",
-                 "portal.api", "portal.web"},
-    "db": {"dash", "flask", "flask_login", "portal.services", "portal.ui", "portal.api",
-           "portal.web", "portal.imaging"},
+    "imaging": {
+        "dash",
+        "dash_vtk",
+        "dash_ag_grid",
+        "flask",
+        "flask_login",
+        "sqlalchemy",
+        "portal.db",
+        "portal.services",
+        "portal.ui",
+        "portal.api",
+        "portal.web",
+    },
+    "services": {
+        "dash",
+        "dash_vtk",
+        "dash_ag_grid",
+        "flask",
+        "flask_login",
+        "portal.ui",
+        "portal.api",
+        "portal.web",
+    },
+    "db": {
+        "dash",
+        "flask",
+        "flask_login",
+        "portal.services",
+        "portal.ui",
+        "portal.api",
+        "portal.web",
+        "portal.imaging",
+    },
 }
 
 

@@ -15,7 +15,9 @@ SORTABLE = {key.value: key for key in catalog.SortKey}
 SORTABLE["project"] = catalog.SortKey.PROJECT
 
 
-def query_from_request(request: dict[str, Any], filters: dict[str, str | None]) -> catalog.StudyQuery:
+def query_from_request(
+    request: dict[str, Any], filters: dict[str, str | None]
+) -> catalog.StudyQuery:
     """Translate AG Grid's infinite-model request plus our filter controls into a query."""
     start = int(request.get("startRow") or 0)
     end = int(request.get("endRow") or start + 25)
@@ -47,8 +49,13 @@ def register(app: Dash) -> None:
         State(CaseList.STATUS, "value"),
         State(CaseList.PROJECT, "value"),
     )
-    def rows(request: dict[str, Any] | None, search: str | None, modality: str | None,
-             status: str | None, project: str | None) -> object:
+    def rows(
+        request: dict[str, Any] | None,
+        search: str | None,
+        modality: str | None,
+        status: str | None,
+        project: str | None,
+    ) -> object:
         if not request:
             return no_update
         query = query_from_request(
@@ -67,11 +74,10 @@ def register(app: Dash) -> None:
     # A filter change empties the grid's block cache, which makes it ask for rows again.
     app.clientside_callback(
         """function(search, modality, status, project) {
-            const api = window.dash_ag_grid && dash_ag_grid.getApi('%s');
+            const api = window.dash_ag_grid && dash_ag_grid.getApi('GRID_ID');
             if (api) { api.deselectAll(); api.purgeInfiniteCache(); }
             return Date.now();
-        }"""
-        % CaseList.GRID.value,
+        }""".replace("GRID_ID", CaseList.GRID.value),
         Output(CaseList.REFRESH, "data"),
         Input(CaseList.SEARCH, "value"),
         Input(CaseList.MODALITY, "value"),

@@ -70,8 +70,15 @@ def register(app: Dash) -> None:
         if mode == "3d":
             camera = CORONAL_3D_CAMERA
             children = volume_children(study_id, surfaces)
-            return (children, camera["cameraPosition"], camera["cameraViewUp"], False,
-                    INTERACTOR_3D, 1, "pane mode-3d")
+            return (
+                children,
+                camera["cameraPosition"],
+                camera["cameraViewUp"],
+                False,
+                INTERACTOR_3D,
+                1,
+                "pane mode-3d",
+            )
         camera = AXIAL_CAMERA
         return (
             slice_children(study_id, int(k_slice or 0), has_labels),

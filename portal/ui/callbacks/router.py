@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 from typing import Any
+from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
 from portal.services import catalog, viewer
+from portal.services.auth import Principal
 from portal.services.errors import NotFound
 from portal.ui.ids import Shell
 from portal.ui.pages import caselist, review
-from portal.services.auth import Principal
 from portal.web.context import portal, principal
 from portal.web.security import csrf_token
 

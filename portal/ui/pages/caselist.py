@@ -12,22 +12,42 @@ from portal.ui.ids import CaseList
 PAGE_SIZE = 25
 
 COLUMNS = [
-    {"headerName": "", "field": "thumb", "cellRenderer": "StudyThumb", "width": 86,
-     "sortable": False},
-    {"headerName": "Case", "field": "name", "cellRenderer": "StudyLink", "flex": 2,
-     "minWidth": 200},
+    {
+        "headerName": "",
+        "field": "thumb",
+        "cellRenderer": "StudyThumb",
+        "width": 86,
+        "sortable": False,
+    },
+    {
+        "headerName": "Case",
+        "field": "name",
+        "cellRenderer": "StudyLink",
+        "flex": 2,
+        "minWidth": 200,
+    },
     {"headerName": "Patient", "field": "patient_name", "flex": 1, "minWidth": 120},
     {"headerName": "Project", "field": "project", "width": 120},
     {"headerName": "Modality", "field": "modality", "width": 110},
     {"headerName": "Dimensions", "field": "dimensions", "width": 140, "sortable": False},
     {"headerName": "Segs", "field": "segmentation_count", "width": 90},
-    {"headerName": "Status", "field": "review_status", "cellRenderer": "StatusChip",
-     "width": 170},
-    {"headerName": "Flag reason", "field": "review_reason", "flex": 1, "minWidth": 140,
-     "sortable": False},
+    {"headerName": "Status", "field": "review_status", "cellRenderer": "StatusChip", "width": 170},
+    {
+        "headerName": "Flag reason",
+        "field": "review_reason",
+        "flex": 1,
+        "minWidth": 140,
+        "sortable": False,
+    },
     {"headerName": "Reviewed by", "field": "reviewed_by", "width": 130, "sortable": False},
-    {"headerName": "Reviewed", "field": "reviewed_at", "width": 170,
-     "valueFormatter": {"function": "params.value ? params.value.slice(0, 16).replace('T', ' ') : ''"}},
+    {
+        "headerName": "Reviewed",
+        "field": "reviewed_at",
+        "width": 170,
+        "valueFormatter": {
+            "function": "params.value ? params.value.slice(0, 16).replace('T', ' ') : ''"
+        },
+    },
 ]
 
 
@@ -53,8 +73,10 @@ def layout(projects: list[str], modalities: list[str]) -> html.Div:
                     ),
                     dcc.Dropdown(
                         id=CaseList.STATUS,
-                        options=[{"label": STATUS_LABELS[s.value], "value": s.value}
-                                 for s in ReviewStatus],
+                        options=[
+                            {"label": STATUS_LABELS[s.value], "value": s.value}
+                            for s in ReviewStatus
+                        ],
                         placeholder="Review status",
                         className="filter",
                     ),

@@ -54,7 +54,9 @@ def pager(study_ids: list[int], page: int, per_page: int) -> html.Div:
         if page < pages:
             items.append(link(page + 1, "Next ›"))
     else:
-        items.append(html.Span(f"{len(study_ids)} " + ("study" if len(study_ids) == 1 else "studies")))
+        items.append(
+            html.Span(f"{len(study_ids)} " + ("study" if len(study_ids) == 1 else "studies"))
+        )
     return html.Div(items, id=Review.PAGER, className="pager")
 
 
