@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -134,6 +136,12 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     handle.click()
     handle.send_keys("\ue013")  # arrow up
     WebDriverWait(driver, 10).until(lambda d: text.text != before)
+    # The mouse wheel over the image steps slices too (instead of zooming).
+    after_key = text.text
+    view = first.find_element(By.CSS_SELECTOR, ".pane-view")
+    ActionChains(driver).scroll_from_origin(ScrollOrigin.from_element(view), 0, -120).perform()
+    WebDriverWait(driver, 10).until(lambda d: text.text != after_key)
+    assert int(text.text.split("/")[0]) == int(after_key.split("/")[0]) + 1
 
     # Flag the first study for an expert.
     study_id = first.get_attribute("data-study-id")
