@@ -21,7 +21,7 @@ from portal.services.importer import (
     ImportReport,
     ImportSettings,
     StudySource,
-    import_paths,
+    discover,
     import_sources,
 )
 
@@ -111,13 +111,24 @@ def user_add(name: str, role: str, projects: tuple[str, ...], password_stdin: bo
 def import_cmd(paths: tuple[Path, ...], project: str) -> None:
     """Import NIfTI files (with -label/_seg siblings) and DICOM folders into a project."""
     settings = _settings()
+    sources, refused = discover(paths)
     database = Database(settings.resolved_database_url)
     try:
-        with click.progressbar(length=1, label="importing") as bar:
-            report = import_paths(database, _import_settings(settings), project, list(paths))
-            bar.update(1)
+        with click.progressbar(
+            length=len(sources),
+            label=f"importing {len(sources)} studies",
+            item_show_func=lambda s: s.name if s else None,
+        ) as bar:
+            report = import_sources(
+                database,
+                _import_settings(settings),
+                project,
+                sources,
+                progress=lambda source: bar.update(1, source),
+            )
     finally:
         database.dispose()
+    report.refused = refused + report.refused
     _print_report(report)
     if report.refused:
         sys.exit(1)
