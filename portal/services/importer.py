@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from portal.db.models import Label as LabelRow
-from portal.db.models import Segmentation, Study, Volume
+from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
@@ -157,6 +158,48 @@ def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]
     return volume, str(header.get("PatientName", "") or "")
 
 
+def _already_imported(
+    db: Database, project_name: str, source_hash: str, session: Session | None = None
+) -> bool:
+    stmt = (
+        select(Study.id)
+        .join(Project)
+        .where(Project.name == project_name, Study.source_hash == source_hash)
+    )
+    if session is not None:
+        return session.scalar(stmt) is not None
+    with db.session() as s:
+        return s.scalar(stmt) is not None
+
+
+def _preview_files(
+    volume: ImageVolume, labels: np.ndarray | None, table: list[Label], max_dim: int
+) -> dict[str, bytes]:
+    """The browser payloads of a study: gzip .vti volumes, thumbnail, surfaces, metadata."""
+    preview = build_preview(volume, labels, max_dim=max_dim)
+    files = {
+        "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),
+        "thumb.png": thumbnail_png(preview, table or None),
+        "meta.json": json.dumps(
+            {
+                "shape": list(preview.image_u8.shape),
+                "spacing_mm": list(preview.spacing_mm),
+                "origin_mm": list(preview.origin_mm),
+                "step": list(preview.step),
+                "labels": [
+                    {"value": lab.value, "name": lab.name, "color": list(lab.color)}
+                    for lab in table
+                ],
+            }
+        ).encode(),
+    }
+    if preview.labels is not None:
+        rgba = labels_to_rgba(preview.labels, table)
+        files["labels.vti.gz"] = _gzip(vti_bytes(rgba, preview.spacing_mm, preview.origin_mm))
+        files["surfaces.json"] = json.dumps(label_surfaces(preview, table)).encode()
+    return files
+
+
 def _gzip(data: bytes) -> bytes:
     # Level 6 once at import; mtime=0 keeps the bytes reproducible.
     return gzip.compress(data, compresslevel=6, mtime=0)
@@ -198,44 +241,20 @@ def import_study(
     label_hash = file_sha256(source.label_path) if source.label_path else ""
     source_hash = combined_hash([*image_hashes.values(), label_hash])
 
+    if _already_imported(db, project_name, source_hash):
+        report.skipped.append(source.name)
+        return report
+    # Previews are built before any transaction opens: they take seconds, and an open
+    # SQLite write transaction would block every other writer (review flags) meanwhile.
+    # From the full label map: a small structure the preview stride misses is still a label.
+    table = _label_table(labels, source.label_names) if labels is not None else []
+    previews = _preview_files(volume, labels, table, settings.preview_max_dim)
+
     with db.session() as session:
         project = ensure_project(session, project_name)
-        existing = session.scalar(
-            select(Study.id).where(Study.project_id == project.id, Study.source_hash == source_hash)
-        )
-        if existing is not None:
-            report.skipped.append(source.name)
+        if _already_imported(db, project_name, source_hash, session):
+            report.skipped.append(source.name)  # another import won the race
             return report
-
-        preview = build_preview(volume, labels, max_dim=settings.preview_max_dim)
-        # From the full label map: a small structure the preview stride misses is still a label.
-        table = _label_table(labels, source.label_names) if labels is not None else []
-        previews = {
-            "image.vti.gz": _gzip(
-                vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)
-            ),
-            "thumb.png": thumbnail_png(preview, table or None),
-            "meta.json": json.dumps(
-                {
-                    "shape": list(preview.image_u8.shape),
-                    "spacing_mm": list(preview.spacing_mm),
-                    "origin_mm": list(preview.origin_mm),
-                    "step": list(preview.step),
-                    "labels": [
-                        {"value": lab.value, "name": lab.name, "color": list(lab.color)}
-                        for lab in table
-                    ],
-                }
-            ).encode(),
-        }
-        if preview.labels is not None:
-            previews["labels.vti.gz"] = _gzip(
-                vti_bytes(
-                    labels_to_rgba(preview.labels, table), preview.spacing_mm, preview.origin_mm
-                )
-            )
-            previews["surfaces.json"] = json.dumps(label_surfaces(preview, table)).encode()
-
         study_uid = uuid.uuid4().hex
         with StoreTransaction(settings.store_dir, settings.preview_dir) as store:
             stored = [store.add_source(p, h) for p, h in image_hashes.items()]
