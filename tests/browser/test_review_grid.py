@@ -145,7 +145,7 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
 
     # Flag the first study for an expert.
     study_id = first.get_attribute("data-study-id")
-    first.find_element(By.XPATH, ".//label[contains(., 'Flagged for expert')]").click()
+    first.find_element(By.XPATH, ".//label[contains(., 'Expert')]").click()
     reason = first.find_element(By.CSS_SELECTOR, "input.reason, .reason input")
     reason.clear()
     reason.send_keys("grey matter label leaks into the skull")

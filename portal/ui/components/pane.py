@@ -23,6 +23,13 @@ STATUS_LABELS = {
     ReviewStatus.FLAGGED_FOR_EXPERT.value: "Flagged for expert",
 }
 
+# Short verbs for the pane's review choices, so the form fits one row in a 4-wide grid.
+CHOICE_LABELS = {
+    ReviewStatus.APPROVED.value: "Approve",
+    ReviewStatus.NEEDS_EDIT.value: "Needs edit",
+    ReviewStatus.FLAGGED_FOR_EXPERT.value: "Expert",
+}
+
 # Radiological convention, looking from the feet: patient right on screen left, anterior up.
 AXIAL_CAMERA = {"cameraPosition": [0, 0, -1], "cameraViewUp": [0, 1, 0]}
 # Facing the patient from the front, head up.
@@ -190,9 +197,8 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                     dcc.RadioItems(
                         id=pane_id(Pane.STATUS, study_id),
                         options=[
-                            {"label": STATUS_LABELS[s.value], "value": s.value}
-                            for s in ReviewStatus
-                            if s is not ReviewStatus.UNREVIEWED
+                            {"label": label, "value": value}
+                            for value, label in CHOICE_LABELS.items()
                         ],
                         value=status if status != ReviewStatus.UNREVIEWED.value else None,
                         inline=True,
@@ -200,7 +206,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                     ),
                     dcc.Input(
                         id=pane_id(Pane.REASON, study_id),
-                        placeholder="Reason (required when flagging for an expert)",
+                        placeholder="Reason (required for Expert)",
                         value=detail.get("review_reason") or "",
                         maxLength=2000,
                         className="reason",
