@@ -63,8 +63,10 @@
         pane.dataset.mountedAt = String(Math.round(performance.now()));
       }
       if (pane.dataset.state === "ready") return;
-      const canvas = pane.querySelector(".pane-view canvas");
-      if (canvas && contexts.has(canvas) && hasContent(canvas)) {
+      // Every canvas counts: under React 18 a view can leave an orphan canvas beside the
+      // one it draws into, and the first in document order may be the orphan.
+      const canvases = Array.from(pane.querySelectorAll(".pane-view canvas"));
+      if (canvases.some((c) => contexts.has(c) && hasContent(c))) {
         pane.dataset.state = "ready";
         pane.dataset.readyAt = String(Math.round(performance.now()));
       }

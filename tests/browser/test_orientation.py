@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from portal.config import Settings
 from portal.db.session import Database
 from portal.services.importer import ImportSettings, import_paths
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.test_review_grid import _login
+from tests.browser.test_review_grid import _login, _wait_all_ready
 
 pytestmark = pytest.mark.browser
 
@@ -88,9 +87,7 @@ def test_marker_right_anterior_shows_left_top(
     driver = browser
     _login(driver, live_server)
     driver.get(f"{live_server}/review?studies={ids[0]},{ids[1]}")
-    WebDriverWait(driver, 120).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".pane[data-state='ready']")) == 2
-    )
+    _wait_all_ready(driver, 2)
     time.sleep(1.0)
     shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
     shot.save(ARTIFACTS / "orientation.png")

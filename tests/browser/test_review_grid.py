@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.by import By
@@ -54,6 +55,24 @@ def _grey_pixels(px: np.ndarray) -> int:
     spread = px.max(axis=2) - px.min(axis=2)
     lum = px.mean(axis=2)
     return int(((spread < 12) & (lum > 40)).sum())
+
+
+def _wait_all_ready(driver, count: int, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+    """Wait for `count` ready panes; on timeout keep the screenshot and console for diagnosis."""
+    try:
+        WebDriverWait(driver, timeout).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".pane[data-state='ready']")) == count
+        )
+    except TimeoutException:
+        _screenshot(driver).save(ARTIFACTS / "stuck-panes.png")
+        states = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.pane[data-study-id]'))"
+            ".map(p => p.dataset.studyId + ':' + p.dataset.state + ':' "
+            "+ p.querySelectorAll('canvas').length)"
+        )
+        console = [e["message"][:300] for e in driver.get_log("browser")][-20:]
+        (ARTIFACTS / "stuck-panes.txt").write_text("\n".join([str(states), *console]))
+        raise AssertionError(f"panes not ready after {timeout} s: {states}") from None
 
 
 def _login(driver, url: str) -> None:  # type: ignore[no-untyped-def]
@@ -106,11 +125,7 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     started = time.monotonic()
     open_link.click()
 
-    WebDriverWait(driver, 180).until(
-        lambda d: (
-            len(d.find_elements(By.CSS_SELECTOR, ".pane[data-study-id][data-state='ready']")) == 4
-        )
-    )
+    _wait_all_ready(driver, 4)
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # let the label overlay layer finish its first frame too
     panes = driver.find_elements(By.CSS_SELECTOR, ".pane[data-study-id]")
