@@ -81,12 +81,38 @@ def _is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
+LABEL_SUFFIXES = (
+    "-label",
+    "_label",
+    "-labels",
+    "_labels",
+    "_seg",
+    "-seg",
+    "-segmentation",
+    "_segmentation",
+)
+
+
+def _sibling_labels(image: Path) -> list[Path]:
+    """Label maps on disk beside a NIfTI image named on its own (`case` -> `case-label`)."""
+    if not _is_nifti(image) or LABEL_PATTERN.match(nifti_stem(image)):
+        return []
+    stem = nifti_stem(image)
+    return [
+        candidate
+        for suffix in LABEL_SUFFIXES
+        for ext in NIFTI_SUFFIXES
+        if (candidate := image.with_name(f"{stem}{suffix}{ext}")).is_file()
+    ]
+
+
 def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, str]]]:
     """Turn files and folders into study sources.
 
     NIfTI images are paired with a sibling label map named `<stem>-label`, `<stem>_seg`
-    (and `-seg`, `_label`, `-segmentation`); every other file is offered to the DICOM reader,
-    which groups what it can read by SeriesInstanceUID.
+    (and `-seg`, `_label`, `-segmentation`), also when only the image file is named;
+    every other file is offered to the DICOM reader, which groups what it can read by
+    SeriesInstanceUID.
 
     Returns
     -------
@@ -101,6 +127,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, 
             files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
         elif path.is_file():
             files.append(path)
+            files.extend(p for p in _sibling_labels(path) if p not in files)
         else:
             refused.append((str(path), "no such file or folder"))
 

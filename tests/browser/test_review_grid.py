@@ -193,6 +193,20 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
     assert "grey matter label leaks" in row.text
     _screenshot(driver).save(ARTIFACTS / "caselist-flagged.png")
 
+    # Server-side search: the grid asks the server again and shows only the matches.
+    driver.find_element(By.CSS_SELECTOR, "#caselist-search input, input#caselist-search").send_keys(
+        "pydicom"
+    )
+    WebDriverWait(driver, 20).until(
+        lambda d: (
+            sorted(
+                e.text
+                for e in d.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container .study-link")
+            )
+            == ["CT 512 (pydicom-data)", "CT small (pydicom)", "MR small (pydicom)"]
+        )
+    )
+
     # Sign out; the page is gone without a login.
     driver.find_element(By.ID, "logout-button").click()
     WebDriverWait(driver, 20).until(lambda d: "/login" in d.current_url)

@@ -63,6 +63,13 @@ def test_sibling_label_maps_are_paired(tmp_path: Path, suffix: str) -> None:
     assert sources[0].label_path.name == f"case{suffix}.nii.gz"
 
 
+def test_label_sibling_is_found_when_only_the_image_is_named(tmp_path: Path) -> None:
+    image = _case(tmp_path, "_seg")
+    sources, refused = discover([image])
+    assert refused == [] and len(sources) == 1
+    assert sources[0].label_path == tmp_path / "case_seg.nii.gz"
+
+
 def test_import_is_idempotent_and_keeps_geometry(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
