@@ -31,9 +31,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
-    app.extensions["portal"] = Portal(
-        settings=settings, db=Database(settings.resolved_database_url)
+    from portal.services.importer import ImportSettings
+    from portal.services.queue import build_queue
+
+    database_url = settings.resolved_database_url
+    queue = build_queue(
+        settings.queue_url, settings.data_dir, database_url, ImportSettings.of(settings)
     )
+    app.extensions["portal"] = Portal(settings=settings, db=Database(database_url), queue=queue)
 
     # Imported here so that importing portal.app stays cheap and free of Dash set-up.
     from portal.api.routes import bp as api_bp

@@ -6,6 +6,7 @@ import logging
 import secrets
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -15,13 +16,12 @@ from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import Role, User
 from portal.db.session import Database
-from portal.services import auth
+from portal.services import auth, jobs
 from portal.services.errors import InvalidInput
 from portal.services.importer import (
     ImportReport,
     ImportSettings,
     StudySource,
-    discover,
     import_sources,
 )
 
@@ -31,12 +31,7 @@ def _settings() -> Settings:
 
 
 def _import_settings(settings: Settings) -> ImportSettings:
-    return ImportSettings(
-        store_dir=settings.store_dir,
-        preview_dir=settings.preview_dir,
-        preview_max_dim=settings.preview_max_dim,
-        max_voxels=settings.max_voxels,
-    )
+    return ImportSettings.of(settings)
 
 
 def _print_report(report: ImportReport) -> None:
@@ -111,25 +106,27 @@ def user_add(name: str, role: str, projects: tuple[str, ...], password_stdin: bo
 def import_cmd(paths: tuple[Path, ...], project: str) -> None:
     """Import NIfTI files (with -label/_seg siblings) and DICOM folders into a project."""
     settings = _settings()
-    sources, refused = discover(paths)
     database = Database(settings.resolved_database_url)
     try:
-        with click.progressbar(
-            length=len(sources),
-            label=f"importing {len(sources)} studies",
-            item_show_func=lambda s: s.name if s else None,
-        ) as bar:
-            report = import_sources(
-                database,
-                _import_settings(settings),
-                project,
-                sources,
-                progress=lambda source: bar.update(1, source),
-            )
+        job_id = jobs.create_job(database, project, list(paths), None)
+        with click.progressbar(length=1, label="importing", show_pos=True) as bar:
+
+            def advance(done: int, total: int, name: str) -> None:
+                bar.length = max(total, 1)
+                bar.label = f"importing {name[:40]}"
+                bar.update(1)
+
+            job = jobs.run_job(database, ImportSettings.of(settings), job_id, progress=advance)
     finally:
         database.dispose()
-    report.refused = refused + report.refused
+    report = ImportReport(
+        imported=list(job.imported),
+        skipped=list(job.skipped),
+        refused=[(f, r) for f, r in job.refused],
+    )
     _print_report(report)
+    if job.status != "done":
+        raise click.ClickException(f"import job {job_id} {job.status}: {job.error}")
     if report.refused:
         sys.exit(1)
 
@@ -192,18 +189,49 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         click.echo(f"serving on http://{host}:{port}")
         from portal.serve import run
 
-        run(settings, host, port)
+        run(settings, host, port, import_worker=True)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8050, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the portal (run `portal db upgrade` first)."""
+@click.option("--no-import-worker", is_flag=True, help="Do not start an import worker too.")
+def serve(host: str, port: int, workers: int, no_import_worker: bool) -> None:
+    """Serve the portal (run `portal db upgrade` first), with one import worker."""
     from portal.serve import run
 
-    run(_settings(), host, port, workers=workers)
+    run(_settings(), host, port, workers=workers, import_worker=not no_import_worker)
+
+
+@main.command()
+@click.option("--threads", default=1, show_default=True, type=int)
+@click.option(
+    "--stale-after",
+    default=600,
+    show_default=True,
+    type=float,
+    help="Seconds without a heartbeat after which a running job counts as interrupted, and "
+    "the age beyond which uncommitted files count as orphans.",
+)
+def worker(threads: int, stale_after: float) -> None:
+    """Run import jobs from the queue until stopped (re-queues jobs a crash interrupted)."""
+    from portal.services.queue import build_queue, start_worker
+
+    settings = _settings()
+    queue = build_queue(
+        settings.queue_url,
+        settings.data_dir,
+        settings.resolved_database_url,
+        ImportSettings.of(settings),
+    )
+    start_worker(
+        queue,
+        settings.resolved_database_url,
+        ImportSettings.of(settings),
+        threads,
+        stale_after=timedelta(seconds=stale_after),
+    )
 
 
 if __name__ == "__main__":

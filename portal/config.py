@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 
 def _setting(default: object, help: str) -> object:
@@ -56,23 +57,39 @@ class Settings:
         "Panes on one review page (at most 12: each pane is one WebGL context and browsers "
         "keep about 16).",
     )
+    queue_url: str = _setting(  # type: ignore[assignment]
+        "",
+        "Job queue for imports. Empty means a SQLite queue in `<data_dir>/jobs.db` (no extra "
+        "server); `redis://host:6379/0` for workers on several machines.",
+    )
+    max_upload_mb: int = _setting(  # type: ignore[assignment]
+        4096, "Largest upload (all files of one request together), in MiB."
+    )
     log_level: str = _setting("INFO", "Python logging level for the portal loggers.")  # type: ignore[assignment]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read `PORTAL_<FIELD>` variables, converting to each field's type."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(env_name(f.name))
             if raw is None or raw == "":
                 continue
-            kind = type(f.default)
+            kind: Callable[[str], Any] = Path if isinstance(f.default, Path) else type(f.default)
             try:
-                values[f.name] = Path(raw) if kind is Path else kind(raw)
+                values[f.name] = kind(raw)
             except ValueError as exc:
                 raise ValueError(f"{env_name(f.name)}={raw!r}: {exc}") from exc
         return cls(**values).validated()
+
+    def to_env(self) -> dict[str, str]:
+        """The `PORTAL_*` variables that reproduce these settings in a child process."""
+        return {
+            env_name(f.name): str(getattr(self, f.name))
+            for f in fields(self)
+            if str(getattr(self, f.name)) != ""
+        }
 
     def validated(self) -> Settings:
         if not 1 <= self.panes_per_page <= 12:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -25,10 +28,38 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def run(settings: Settings, host: str, port: int, workers: int = 2, threads: int = 4) -> None:
-    """Serve until interrupted. Workers share the catalog and the secret key file."""
+def run(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int = 2,
+    threads: int = 4,
+    import_worker: bool = False,
+) -> None:
+    """Serve until interrupted. Workers share the catalog and the secret key file.
+
+    With `import_worker`, a `portal worker` process runs beside the web server for as long
+    as it does, so the embedded default needs no second command.
+    """
+    settings = settings.with_secret()
+    helper = None
+    if import_worker:
+        env = {**os.environ, **settings.to_env()}
+        helper = subprocess.Popen([sys.executable, "-m", "portal.cli", "worker"], env=env)
+    try:
+        _serve(settings, host, port, workers, threads)
+    finally:
+        if helper is not None:
+            helper.terminate()
+            try:
+                helper.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
     _Gunicorn(
-        settings.with_secret(),
+        settings,
         {
             "bind": f"{host}:{port}",
             "workers": workers,

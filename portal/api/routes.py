@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import uuid
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request, send_file
+from werkzeug.utils import secure_filename
 
-from portal.services import catalog
+from portal.services import catalog, jobs
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.services.store import preview_file
 from portal.web.context import portal, principal
@@ -106,3 +109,44 @@ def preview(study_id: int, name: str) -> Response:
     # Previews of a study uid never change; private because they are patient images.
     response.headers["Cache-Control"] = "private, max-age=86400"
     return response
+
+
+@bp.post("/imports")
+def create_import() -> tuple[Response, int]:
+    """Upload files (multipart field `files`, plus `project`) and queue their import.
+
+    Files stream to a staging folder on disk (Werkzeug spools parts over 500 kB to disk),
+    bounded by `PORTAL_MAX_UPLOAD_MB` for the whole request. Answers 202 with the job.
+    """
+    p = portal()
+    request.max_content_length = p.settings.max_upload_mb * 1024 * 1024
+    who = principal()
+    project = (request.form.get("project") or "").strip()
+    if not project:
+        raise InvalidInput("say which project to import into (field 'project')")
+    uploads = request.files.getlist("files")
+    if not uploads:
+        raise InvalidInput("no files uploaded (multipart field 'files')")
+    with p.db.session() as s:
+        jobs.may_import(who, project, catalog.visible_project_names(s, who))
+    staging = p.settings.data_dir / "uploads" / uuid.uuid4().hex
+    staging.mkdir(parents=True)
+    try:
+        for index, upload in enumerate(uploads):
+            name = secure_filename(upload.filename or "") or f"file-{index}"
+            target = staging / name
+            if target.exists():  # same name twice: keep both, apart
+                target = staging / f"dup-{index}" / name
+                target.parent.mkdir()
+            upload.save(target)
+        job_id = jobs.create_job(p.db, project, [staging], who.user_id, staging_dir=staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    p.queue.enqueue_import(job_id)
+    return jsonify(jobs.get_job(p.db, who, job_id)), 202
+
+
+@bp.get("/imports/<int:job_id>")
+def import_status(job_id: int) -> Response:
+    return jsonify(jobs.get_job(portal().db, principal(), job_id))

@@ -203,6 +203,39 @@ class ReviewEvent(Base):
     user: Mapped[User] = relationship()
 
 
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class ImportJob(Base):
+    """One import request (CLI, upload or API) and its per-study progress and report."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value, index=True)
+    project: Mapped[str] = mapped_column(String(128))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # Server-side paths to import; for uploads, the job's own staging folder.
+    paths: Mapped[list[str]] = mapped_column(JSON)
+    staging_dir: Mapped[str] = mapped_column(String(512), default="")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[list[int]] = mapped_column(JSON, default=list)
+    skipped: Mapped[list[str]] = mapped_column(JSON, default=list)
+    refused: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Written by the running worker after every study: a job whose heartbeat stops is dead.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class AuditEntry(Base):
     """Who did what. `detail` never holds patient data: ids and coded values only."""
 
@@ -218,6 +251,8 @@ class AuditEntry(Base):
 
 __all__ = [
     "AuditEntry",
+    "ImportJob",
+    "JobStatus",
     "Label",
     "Project",
     "ProjectMember",

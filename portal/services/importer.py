@@ -21,6 +21,7 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.config import Settings
 from portal.db.models import Label as LabelRow
 from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
@@ -48,6 +49,15 @@ class ImportSettings:
     preview_dir: Path
     preview_max_dim: int
     max_voxels: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ImportSettings:
+        return cls(
+            store_dir=settings.store_dir,
+            preview_dir=settings.preview_dir,
+            preview_max_dim=settings.preview_max_dim,
+            max_voxels=settings.max_voxels,
+        )
 
 
 @dataclass

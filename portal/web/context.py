@@ -10,6 +10,7 @@ from flask_login import UserMixin, current_user
 from portal.config import Settings
 from portal.db.session import Database
 from portal.services.auth import Principal
+from portal.services.queue import Queue
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Portal:
 
     settings: Settings
     db: Database
+    queue: Queue
 
 
 class LoginUser(UserMixin):
