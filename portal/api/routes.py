@@ -14,6 +14,7 @@ from portal.services import catalog, jobs
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.services.store import preview_file
 from portal.web.context import portal, principal
+from portal.web.security import csrf_valid
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -120,6 +121,9 @@ def create_import() -> tuple[Response, int]:
     """
     p = portal()
     request.max_content_length = p.settings.max_upload_mb * 1024 * 1024
+    if not csrf_valid(request.headers.get("X-CSRF-Token")):
+        # Cookie-authenticated writes need the page's token, so another site cannot post.
+        raise PermissionDenied("missing or wrong X-CSRF-Token header")
     who = principal()
     project = (request.form.get("project") or "").strip()
     if not project:

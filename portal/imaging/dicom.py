@@ -6,6 +6,12 @@ column direction cosine that of increasing row index (``j``), and slices are
 ordered by their ImagePositionPatient projected on the slice normal
 ``row x column`` (``k``). File names and InstanceNumber are never trusted for
 the order. Positions are LPS in DICOM and converted to RAS+ by negating x and y.
+
+The frames of enhanced multi-frame files are treated like slices, with their
+geometry and rescale from the functional groups (see
+:mod:`portal.imaging.dicom_frames`). Compressed pixel data (JPEG, JPEG-LS,
+JPEG 2000, RLE; deflate is undone when reading) is decoded by pydicom's pixel
+handlers, with the pylibjpeg plugins where pydicom has no decoder of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
+from portal.imaging.dicom_frames import FrameInfo, frame_infos
 from portal.imaging.dicom_write import write_dicom_series
 from portal.imaging.errors import ImagingError
 from portal.imaging.nifti import DEFAULT_MAX_VOXELS
@@ -145,24 +152,19 @@ def find_dicom_series(paths: Iterable[Path]) -> list[DicomSeries]:
 
 @dataclass(frozen=True)
 class _Slice:
+    """One 2-D frame: a single-frame file or one frame of a multi-frame file."""
+
     path: Path
     ds: Dataset
-    position_lps: np.ndarray
+    frame: FrameInfo
 
-
-def _float_list(ds: Dataset, keyword: str, count: int, path: Path) -> np.ndarray:
-    value = ds.get(keyword)
-    try:
-        array = np.array([float(v) for v in value], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ImagingError(path, f"missing or unreadable {keyword}") from exc
-    if array.shape != (count,) or not np.all(np.isfinite(array)):
-        raise ImagingError(path, f"{keyword} must hold {count} numbers, got {value!r}")
-    return array
+    @property
+    def position_lps(self) -> np.ndarray:
+        return self.frame.position_lps
 
 
 def _read_slices(series: DicomSeries) -> list[_Slice]:
-    slices = []
+    slices: list[_Slice] = []
     for path in series.paths:
         try:
             ds = pydicom.dcmread(path, force=False)
@@ -170,11 +172,9 @@ def _read_slices(series: DicomSeries) -> list[_Slice]:
             raise ImagingError(path, f"not a readable DICOM file ({exc})") from exc
         if str(ds.get("SeriesInstanceUID", "")) != series.series_uid:
             raise ImagingError(path, "file does not belong to the series being read")
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            raise ImagingError(path, "multi-frame not supported yet")
         if "PixelData" not in ds:
             raise ImagingError(path, "no pixel data")
-        slices.append(_Slice(path, ds, _float_list(ds, "ImagePositionPatient", 3, path)))
+        slices.extend(_Slice(path, ds, frame) for frame in frame_infos(ds, path))
     if not slices:
         raise ImagingError(series.series_uid, "series has no files")
     return slices
@@ -184,8 +184,7 @@ def _check_consistent(slices: Sequence[_Slice]) -> tuple[np.ndarray, np.ndarray]
     """Orientation (6 cosines) and PixelSpacing shared by all slices."""
     first = slices[0]
     rows, cols = int(first.ds.Rows), int(first.ds.Columns)
-    iop = _float_list(first.ds, "ImageOrientationPatient", 6, first.path)
-    spacing = _float_list(first.ds, "PixelSpacing", 2, first.path)
+    iop, spacing = first.frame.orientation, first.frame.pixel_spacing_mm
     for s in slices[1:]:
         if (int(s.ds.Rows), int(s.ds.Columns)) != (rows, cols):
             raise ImagingError(
@@ -193,10 +192,9 @@ def _check_consistent(slices: Sequence[_Slice]) -> tuple[np.ndarray, np.ndarray]
                 f"image size {int(s.ds.Rows)}x{int(s.ds.Columns)} differs from "
                 f"{rows}x{cols} of the first file in the series",
             )
-        other = _float_list(s.ds, "ImageOrientationPatient", 6, s.path)
-        if not np.allclose(other, iop, atol=_ORIENTATION_ATOL):
+        if not np.allclose(s.frame.orientation, iop, atol=_ORIENTATION_ATOL):
             raise ImagingError(s.path, "ImageOrientationPatient differs within the series")
-        if not np.allclose(_float_list(s.ds, "PixelSpacing", 2, s.path), spacing, rtol=1e-4):
+        if not np.allclose(s.frame.pixel_spacing_mm, spacing, rtol=1e-4):
             raise ImagingError(s.path, "PixelSpacing differs within the series")
     return iop, spacing
 
@@ -230,12 +228,20 @@ def _slice_step_lps(slices: Sequence[_Slice], normal: np.ndarray) -> np.ndarray:
 
 def _pixels(s: _Slice) -> np.ndarray:
     try:
+        # pydicom caches the decoded array on the dataset, so the frames of
+        # one multi-frame file are decoded once.
         stored = s.ds.pixel_array
     except (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError) as exc:
-        syntax = s.ds.file_meta.get("TransferSyntaxUID", "unknown")
-        raise ImagingError(s.path, f"cannot decode pixel data ({syntax}): {exc}") from exc
+        syntax = s.ds.file_meta.get("TransferSyntaxUID")
+        name = getattr(syntax, "name", "") or "unknown transfer syntax"
+        raise ImagingError(s.path, f"cannot decode pixel data ({name}, {syntax}): {exc}") from exc
+    if s.frame.index is not None and int(s.ds.get("NumberOfFrames", 1) or 1) > 1:
+        stored = stored[s.frame.index]
     if stored.ndim != 2:
         raise ImagingError(s.path, f"expected one 2-D monochrome frame, got {stored.shape}")
+    if s.frame.rescale is not None:
+        slope, intercept = s.frame.rescale
+        return stored.astype(np.float64) * slope + intercept
     return np.asarray(apply_modality_lut(stored, s.ds))
 
 
@@ -255,12 +261,17 @@ def _smallest_dtype(values: np.ndarray) -> np.ndarray:
 
 
 def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
-    """Read a single-frame DICOM image series into a Volume.
+    """Read a DICOM image series (single-frame files or multi-frame) into a Volume.
 
     Parameters
     ----------
     series : DicomSeries
         As returned by :func:`find_dicom_series`; file order does not matter.
+        The frames of multi-frame files are sorted like single-frame slices,
+        by their PlanePositionSequence along the normal; a multi-frame file
+        without any position becomes an axis-aligned stack at the origin
+        spaced by SpacingBetweenSlices (as SimpleITK does, but SimpleITK
+        ignores SpacingBetweenSlices and uses 1 mm).
     max_voxels : int
         Refuse series with more voxels, checked before decoding pixels.
 
@@ -268,15 +279,17 @@ def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXE
     -------
     Volume
         Voxels ``(i, j, k)`` = (column, row, slice) after the modality LUT
+        (or the PixelValueTransformationSequence of each frame)
         (int16 or int32 when the rescaled values are whole, else float32;
         MONOCHROME1 is inverted so that bright means high), RAS+ affine.
 
     Raises
     ------
     ImagingError
-        Naming the first offending file: unreadable or multi-frame file,
-        missing geometry, size or orientation differing within the series,
-        duplicate positions or slice gaps varying by more than 1 %.
+        Naming the first offending file: unreadable file, pixel data in a
+        transfer syntax that cannot be decoded (named in the message), missing
+        geometry, size or orientation differing within the series, duplicate
+        positions or slice gaps varying by more than 1 %.
     """
     slices = _read_slices(series)
     iop, pixel_spacing = _check_consistent(slices)
@@ -308,5 +321,5 @@ def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXE
         data = _smallest_dtype(wide.max() + wide.min() - wide)
     description = str(first.get("SeriesDescription", "")) or series.description
     modality = str(first.get("Modality", "")) or series.modality
-    logger.debug("read DICOM series of %d slices, shape %s", len(slices), data.shape)
+    logger.debug("read DICOM series of %d frames, shape %s", len(slices), data.shape)
     return Volume(data, LPS_TO_RAS @ affine_lps, modality, description)

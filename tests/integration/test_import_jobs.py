@@ -85,8 +85,14 @@ def test_upload_is_queued_and_run_by_a_worker(
         return [(io.BytesIO(image.with_name(n).read_bytes()), n) for n in which]
 
     # Not a member of "trial" yet: refused before anything is stored.
-    refused = client.post("/api/v1/imports", data={"project": "trial", "files": files(names[:1])})
-    assert refused.status_code == 403
+    no_token = client.post("/api/v1/imports", data={"project": "trial", "files": files(names)})
+    assert no_token.status_code == 403
+    refused = client.post(
+        "/api/v1/imports",
+        data={"project": "trial", "files": files(names[:1])},
+        headers=_csrf(client),
+    )
+    assert refused.status_code == 403 and "member" in refused.get_json()["error"]
     assert not list((sqlite_settings.data_dir / "uploads").glob("*"))
     with db.session() as s:
         from portal.db.models import Project, User
@@ -95,7 +101,9 @@ def test_upload_is_queued_and_run_by_a_worker(
         project = s.scalar(select(Project).where(Project.name == "trial"))
         assert user is not None and project is not None
         user.projects.append(project)
-    response = client.post("/api/v1/imports", data={"project": "trial", "files": files(names)})
+    response = client.post(
+        "/api/v1/imports", data={"project": "trial", "files": files(names)}, headers=_csrf(client)
+    )
     assert response.status_code == 202, response.get_data(as_text=True)
     job_id = response.get_json()["id"]
     job = _wait_job(db, job_id)
@@ -126,11 +134,18 @@ def test_upload_over_the_size_limit_is_refused(sqlite_settings: Settings, tmp_pa
     client = app.test_client()
     login(client, "root")
     big = io.BytesIO(b"\0" * (2 * 1024 * 1024))
-    response = client.post("/api/v1/imports", data={"project": "p", "files": [(big, "big.nii")]})
+    response = client.post(
+        "/api/v1/imports", data={"project": "p", "files": [(big, "big.nii")]}, headers=_csrf(client)
+    )
     assert response.status_code == 413
     del response, client
     gc.collect()
     assert not list((sqlite_settings.data_dir / "uploads").glob("*"))
+
+
+def _csrf(client: object) -> dict[str, str]:
+    with client.session_transaction() as sess:  # type: ignore[attr-defined]
+        return {"X-CSRF-Token": sess["csrf"]}
 
 
 def _orphans(settings: Settings, db: Database) -> list[Path]:

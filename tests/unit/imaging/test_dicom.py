@@ -206,12 +206,6 @@ def test_find_skips_non_images_without_patient_data(tmp_path, caplog):
     assert find_dicom_series([tmp_path]) == find_dicom_series([tmp_path])
 
 
-def test_multi_frame_is_refused():
-    (series,) = find_dicom_series([_testdata("emri_small.dcm")])
-    with pytest.raises(ImagingError, match="multi-frame not supported yet"):
-        read_dicom_series(series)
-
-
 def _edit(path: Path, **changes) -> None:
     ds = pydicom.dcmread(path)
     for keyword, value in changes.items():
