@@ -24,6 +24,7 @@ def shell() -> html.Div:
                 children=[
                     html.A("portal", href="/", className="brand"),
                     html.A("Cases", href="/", className="nav-link"),
+                    html.A("Import", href="/import", className="nav-link"),
                     html.Span(className="nav-spacer"),
                     html.Div(id=Shell.NAV, className="nav-account"),
                 ],

@@ -47,3 +47,10 @@ class Pane(enum.StrEnum):
 
 def pane_id(kind: Pane, study_id: int) -> dict[str, object]:
     return {"type": kind.value, "study": study_id}
+
+
+class Imports(enum.StrEnum):
+    PROJECT = "import-project"
+    PROJECTS = "import-projects"
+    DROP = "import-drop"
+    STATUS = "import-status"

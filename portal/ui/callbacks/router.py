@@ -11,7 +11,7 @@ from portal.services import catalog, viewer
 from portal.services.auth import Principal
 from portal.services.errors import NotFound
 from portal.ui.ids import Shell
-from portal.ui.pages import caselist, review
+from portal.ui.pages import caselist, imports, review
 from portal.web.context import portal, principal
 from portal.web.security import csrf_token
 
@@ -50,6 +50,10 @@ def register(app: Dash) -> None:
                 return caselist.layout(
                     catalog.visible_project_names(s, who), catalog.visible_modalities(s, who)
                 )
+        if pathname == "/import":
+            with p.db.session() as s:
+                projects = catalog.visible_project_names(s, who)
+            return imports.layout(projects, who.is_admin, p.settings.max_upload_mb)
         if pathname == "/review":
             params = parse_qs((search or "").lstrip("?"))
             ids = review.parse_study_ids(params.get("studies", [""])[0])
