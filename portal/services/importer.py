@@ -28,7 +28,9 @@ from portal.db.session import Database
 from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
-from portal.imaging.nifti import nifti_stem, read_label_nifti, read_nifti
+from portal.imaging.mgh import read_mgh
+from portal.imaging.nifti import read_label_nifti, read_nifti
+from portal.imaging.nrrd import read_nrrd, read_seg_nrrd
 from portal.imaging.preview import build_preview, label_surfaces, thumbnail_png, vti_bytes
 from portal.imaging.volume import Volume as ImageVolume
 from portal.imaging.volume import check_same_grid
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # case.nii.gz <- case-label.nii.gz, case_seg.nii.gz, case-seg.nii.gz, case_label.nii.gz
+NOT_AN_IMAGE = "not a NIfTI, MGH/MGZ, NRRD or DICOM image file"
 LABEL_PATTERN = re.compile(r"^(?P<stem>.+?)[-_](label|labels|seg|segmentation)$", re.IGNORECASE)
 
 
@@ -87,10 +90,13 @@ class StudySource:
     series_uid: str = ""
 
 
-def _is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
-
-
+# Volume files by kind; `.seg.nrrd` (Slicer segmentation) is only ever a label map.
+VOLUME_SUFFIXES = {
+    "nifti": (".nii.gz", ".nii"),
+    "mgh": (".mgz", ".mgh"),
+    "nrrd": (".nrrd",),
+}
+SEG_NRRD = ".seg.nrrd"
 LABEL_SUFFIXES = (
     "-label",
     "_label",
@@ -103,17 +109,39 @@ LABEL_SUFFIXES = (
 )
 
 
+def volume_kind(path: Path) -> str | None:
+    """`"nifti"`, `"mgh"`, `"nrrd"`, `"seg"` (a `.seg.nrrd`) or None, from the file name."""
+    name = path.name.lower()
+    if name.endswith(SEG_NRRD):
+        return "seg"
+    for kind, suffixes in VOLUME_SUFFIXES.items():
+        if name.endswith(suffixes):
+            return kind
+    return None
+
+
+def volume_stem(path: Path) -> str:
+    """The name without its volume suffix (`case.seg.nrrd` -> `case`)."""
+    name = path.name
+    for suffix in (SEG_NRRD, *(s for group in VOLUME_SUFFIXES.values() for s in group)):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def _sibling_labels(image: Path) -> list[Path]:
-    """Label maps on disk beside a NIfTI image named on its own (`case` -> `case-label`)."""
-    if not _is_nifti(image) or LABEL_PATTERN.match(nifti_stem(image)):
+    """Label maps on disk beside an image named on its own (`case` -> `case-label`, ...)."""
+    kind = volume_kind(image)
+    if kind in (None, "seg") or LABEL_PATTERN.match(volume_stem(image)):
         return []
-    stem = nifti_stem(image)
-    return [
-        candidate
+    stem = volume_stem(image)
+    names = [f"{stem}{SEG_NRRD}"] + [
+        f"{stem}{suffix}{ext}"
         for suffix in LABEL_SUFFIXES
-        for ext in NIFTI_SUFFIXES
-        if (candidate := image.with_name(f"{stem}{suffix}{ext}")).is_file()
+        for group in VOLUME_SUFFIXES.values()
+        for ext in group
     ]
+    return [c for n in names if (c := image.with_name(n)).is_file()]
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, str]]]:
@@ -141,26 +169,32 @@ def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, 
         else:
             refused.append((str(path), "no such file or folder"))
 
-    niftis = {f: nifti_stem(f) for f in files if _is_nifti(f)}
+    volumes = {f: kind for f in files if (kind := volume_kind(f)) is not None}
+    images = {(f.parent, volume_stem(f)): f for f, kind in volumes.items() if kind != "seg"}
     labels_by_image: dict[Path, Path] = {}
     label_files: set[Path] = set()
-    by_stem = {(f.parent, stem): f for f, stem in niftis.items()}
-    for f, stem in niftis.items():
+    for f, kind in volumes.items():
+        stem = volume_stem(f)
         match = LABEL_PATTERN.match(stem)
-        if match and (f.parent, match["stem"]) in by_stem:
-            labels_by_image[by_stem[(f.parent, match["stem"])]] = f
+        image_stem = stem if kind == "seg" else (match["stem"] if match else None)
+        image = images.get((f.parent, image_stem)) if image_stem else None
+        if image is not None and image != f:
+            labels_by_image[image] = f
             label_files.add(f)
+        elif kind == "seg":
+            label_files.add(f)
+            refused.append((str(f), "a segmentation needs its image beside it, named the same"))
     sources = [
         StudySource(
-            name=stem,
+            name=volume_stem(f),
             image_paths=(f,),
-            kind="nifti",
+            kind=kind,
             label_path=labels_by_image.get(f),
         )
-        for f, stem in niftis.items()
+        for f, kind in volumes.items()
         if f not in label_files
     ]
-    others = [f for f in files if f not in niftis]
+    others = [f for f in files if f not in volumes]
     if others:
         series = find_dicom_series(others)
         in_series = {p.resolve() for s in series for p in s.paths}
@@ -176,14 +210,19 @@ def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, 
             )
         for f in others:
             if f.resolve() not in in_series and not f.name.startswith("."):
-                refused.append((str(f), "not a NIfTI image or a DICOM image file"))
+                refused.append((str(f), NOT_AN_IMAGE))
     return sources, refused
 
 
 def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]:
     """Read the image; return it with the patient name from the DICOM header, if any."""
+    path = source.image_paths[0]
     if source.kind == "nifti":
-        return read_nifti(source.image_paths[0], max_voxels=max_voxels), ""
+        return read_nifti(path, max_voxels=max_voxels), ""
+    if source.kind == "mgh":
+        return read_mgh(path, max_voxels=max_voxels), ""
+    if source.kind == "nrrd":
+        return read_nrrd(path, max_voxels=max_voxels), ""
     found = find_dicom_series(source.image_paths)
     if len(found) != 1:
         raise ImagingError(source.image_paths[0], f"expected one DICOM series, found {len(found)}")
@@ -237,6 +276,30 @@ def _preview_files(
     return files
 
 
+def _read_labels(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, list[Label]]:
+    """A label map as uint16 (i, j, k), its affine, and the file's own label table if any."""
+    kind = volume_kind(path)
+    if kind == "seg":
+        return read_seg_nrrd(path, max_voxels=max_voxels)
+    if kind == "nifti":
+        labels, affine = read_label_nifti(path, max_voxels=max_voxels)
+        return labels, affine, []
+    volume = (
+        read_mgh(path, max_voxels=max_voxels)
+        if kind == "mgh"
+        else read_nrrd(path, max_voxels=max_voxels)
+    )
+    data = volume.data
+    if data.size and (
+        not np.all(np.isfinite(data))
+        or data.min() < 0
+        or data.max() > 65535
+        or not np.array_equal(data, np.round(data))
+    ):
+        raise ImagingError(path, "a label map must hold whole numbers from 0 to 65535")
+    return data.astype(np.uint16), volume.affine_ras, []
+
+
 def _gzip(data: bytes) -> bytes:
     # Level 6 once at import; mtime=0 keeps the bytes reproducible.
     return gzip.compress(data, compresslevel=6, mtime=0)
@@ -259,10 +322,9 @@ def import_study(
     try:
         volume, patient_name = _read_image(source, settings.max_voxels)
         labels = None
+        file_table: list[Label] = []
         if source.label_path is not None:
-            labels, label_affine = read_label_nifti(
-                source.label_path, max_voxels=settings.max_voxels
-            )
+            labels, label_affine, file_table = _read_labels(source.label_path, settings.max_voxels)
             check_same_grid(
                 volume.affine_ras,
                 volume.shape,
@@ -284,7 +346,7 @@ def import_study(
     # Previews are built before any transaction opens: they take seconds, and an open
     # SQLite write transaction would block every other writer (review flags) meanwhile.
     # From the full label map: a small structure the preview stride misses is still a label.
-    table = _label_table(labels, source.label_names) if labels is not None else []
+    table = file_table or (_label_table(labels, source.label_names) if labels is not None else [])
     previews = _preview_files(volume, labels, table, settings.preview_max_dim)
 
     with db.session() as session:
@@ -324,7 +386,7 @@ def import_study(
                 seg_file = store.add_source(source.label_path, label_hash)
                 study.segmentations.append(
                     Segmentation(
-                        name=nifti_stem(source.label_path),
+                        name=volume_stem(source.label_path),
                         file=seg_file,
                         content_hash=label_hash,
                         labels=[

@@ -9,6 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from portal.services.importer import NOT_AN_IMAGE
 from tests.browser.test_review_grid import ARTIFACTS, _login, _screenshot, _wait_all_ready
 from tests.integration.test_importer import _case
 
@@ -41,7 +42,7 @@ def test_upload_queues_a_job_and_opens_the_study(live_server: str, browser, tmp_
     text = status.text
     _screenshot(driver).save(ARTIFACTS / "import-done.png")
     assert "1 imported" in text
-    assert "readme.txt: not a NIfTI image or a DICOM image file" in text
+    assert f"readme.txt: {NOT_AN_IMAGE}" in text
     status.find_element(By.LINK_TEXT, "review them").click()
     _wait_all_ready(driver, 1)
     pane = driver.find_element(By.CSS_SELECTOR, ".pane[data-study-id]")

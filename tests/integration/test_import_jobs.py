@@ -23,6 +23,7 @@ from portal.db import migrate
 from portal.db.models import ImportJob, Role, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.services import jobs
+from portal.services.importer import NOT_AN_IMAGE
 from tests.conftest import login, make_user
 from tests.integration.test_importer import _case
 
@@ -109,9 +110,7 @@ def test_upload_is_queued_and_run_by_a_worker(
     job = _wait_job(db, job_id)
     state = client.get(f"/api/v1/imports/{job_id}").get_json()
     assert state["status"] == "done" and state["total"] == 1 and len(state["imported"]) == 1
-    assert state["refused"] == [
-        {"file": "notes.txt", "reason": "not a NIfTI image or a DICOM image file"}
-    ]
+    assert state["refused"] == [{"file": "notes.txt", "reason": NOT_AN_IMAGE}]
     assert not Path(job.staging_dir).exists()  # uploads are removed once imported
     study = client.get(f"/api/v1/studies/{state['imported'][0]}").get_json()
     assert [lab["value"] for lab in study["segmentations"][0]["labels"]] == [1, 2]

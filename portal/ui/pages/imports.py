@@ -18,9 +18,10 @@ def layout(projects: list[str], may_create: bool, max_upload_mb: int) -> html.Di
         children=[
             html.H2("Import studies"),
             html.P(
-                "NIfTI files (a sibling NAME-label.nii.gz or NAME_seg.nii.gz becomes the "
-                "segmentation) and DICOM files or folders (one study per series). Each study "
-                "is imported whole or not at all; refused files are listed with the reason.",
+                "NIfTI, MGH/MGZ and NRRD images (a sibling NAME-label.nii.gz, NAME_seg.nii.gz "
+                "or Slicer's NAME.seg.nrrd becomes the segmentation) and DICOM files or folders "
+                "(one study per series; multi-frame and compressed too). Each study is imported "
+                "whole or not at all; refused files are listed with the reason.",
                 className="muted",
             ),
             html.Label(
