@@ -65,6 +65,11 @@ class Settings:
     max_upload_mb: int = _setting(  # type: ignore[assignment]
         4096, "Largest upload (all files of one request together), in MiB."
     )
+    max_archive_mb: int = _setting(  # type: ignore[assignment]
+        16384,
+        "Largest total unpacked size of one ZIP archive being imported, in MiB (zip bombs "
+        "and archives over this are refused before anything is written).",
+    )
     log_level: str = _setting("INFO", "Python logging level for the portal loggers.")  # type: ignore[assignment]
 
     @classmethod

@@ -25,6 +25,7 @@ from portal.config import Settings
 from portal.db.models import Label as LabelRow
 from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
+from portal.imaging.archive import extract_zip
 from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
@@ -52,6 +53,7 @@ class ImportSettings:
     preview_dir: Path
     preview_max_dim: int
     max_voxels: int
+    max_archive_bytes: int = 16 * 1024**3
 
     @classmethod
     def of(cls, settings: Settings) -> ImportSettings:
@@ -60,6 +62,7 @@ class ImportSettings:
             preview_dir=settings.preview_dir,
             preview_max_dim=settings.preview_max_dim,
             max_voxels=settings.max_voxels,
+            max_archive_bytes=settings.max_archive_mb * 1024**2,
         )
 
 
@@ -144,7 +147,49 @@ def _sibling_labels(image: Path) -> list[Path]:
     return [c for n in names if (c := image.with_name(n)).is_file()]
 
 
-def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, str]]]:
+ARCHIVE_NOT_HERE = "ZIP archives are unpacked by import jobs (portal import, upload, API)"
+MAX_ARCHIVE_ENTRIES = 200_000
+
+
+def _zips_in(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*") if p.suffix.lower() == ".zip" and p.is_file()
+            )
+        elif path.suffix.lower() == ".zip" and path.is_file():
+            found.append(path)
+    return found
+
+
+def expand_archives(
+    paths: Iterable[Path], work_dir: Path, max_total_bytes: int
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Unpack every ZIP archive among `paths` (or in their folders) under `work_dir`.
+
+    Returns the unpacked folders and `(archive, reason)` for archives refused whole
+    (unsafe entry names, symlinks, bombs, too large): nothing of those is left on disk.
+    """
+    folders: list[Path] = []
+    refused: list[tuple[str, str]] = []
+    for index, archive in enumerate(_zips_in(paths)):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        dest = work_dir / f"{index}-{archive.stem}"
+        try:
+            extract_zip(
+                archive, dest, max_total_bytes=max_total_bytes, max_files=MAX_ARCHIVE_ENTRIES
+            )
+        except ImagingError as exc:
+            refused.append((str(archive), exc.reason))
+            continue
+        folders.append(dest)
+    return folders, refused
+
+
+def discover(
+    paths: Iterable[Path], *, archives_expanded: bool = False
+) -> tuple[list[StudySource], list[tuple[str, str]]]:
     """Turn files and folders into study sources.
 
     NIfTI images are paired with a sibling label map named `<stem>-label`, `<stem>_seg`
@@ -194,7 +239,10 @@ def discover(paths: Iterable[Path]) -> tuple[list[StudySource], list[tuple[str, 
         for f, kind in volumes.items()
         if f not in label_files
     ]
-    others = [f for f in files if f not in volumes]
+    zips = {f for f in files if f.suffix.lower() == ".zip"}
+    if not archives_expanded:
+        refused += [(str(f), ARCHIVE_NOT_HERE) for f in sorted(zips)]
+    others = [f for f in files if f not in volumes and f not in zips]
     if others:
         series = find_dicom_series(others)
         in_series = {p.resolve() for s in series for p in s.paths}

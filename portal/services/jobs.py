@@ -23,7 +23,7 @@ from portal.db.session import Database
 from portal.services import audit
 from portal.services.auth import Principal
 from portal.services.errors import NotFound, PermissionDenied
-from portal.services.importer import ImportSettings, discover, import_study
+from portal.services.importer import ImportSettings, discover, expand_archives, import_study
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,12 @@ def run_job(
         project, user_id, staging = job.project, job.created_by_id, job.staging_dir
     now = datetime.now(UTC)
     _set(db, job_id, status=JobStatus.RUNNING.value, started_at=now, heartbeat_at=now)
+    unpacked = unpack_dir(settings, job_id)
+    shutil.rmtree(unpacked, ignore_errors=True)  # what a crashed run of this job left
     try:
-        sources, refused = discover(paths)
+        folders, refused = expand_archives(paths, unpacked, settings.max_archive_bytes)
+        sources, found_refused = discover([*paths, *folders], archives_expanded=True)
+        refused += found_refused
         imported: list[int] = []
         skipped: list[str] = []
         refused_rows = [list(r) for r in refused]
@@ -110,6 +114,7 @@ def run_job(
         status = JobStatus.FAILED
     else:
         _set(db, job_id, status=status.value, finished_at=datetime.now(UTC))
+    shutil.rmtree(unpacked, ignore_errors=True)
     if staging:
         shutil.rmtree(staging, ignore_errors=True)
     with db.session() as s:
@@ -117,6 +122,11 @@ def run_job(
         assert job is not None
         audit.record(s, user_id, "import.finished", f"job:{job_id}", f"status={job.status}")
         return job
+
+
+def unpack_dir(settings: ImportSettings, job_id: int) -> Path:
+    """Where a job unpacks its archives (removed when it ends, or swept after a crash)."""
+    return settings.store_dir.parent / "unpacked" / f"job-{job_id}"
 
 
 def job_view(job: ImportJob) -> dict[str, Any]:
@@ -210,6 +220,21 @@ def sweep_orphans(
                 continue
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
             removed.append(entry)
+    unpacked = store_dir.parent / "unpacked"
+    if unpacked.exists():
+        with db.session() as s:
+            active = {
+                f"job-{job_id}"
+                for job_id in s.scalars(
+                    select(ImportJob.id).where(
+                        ImportJob.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+                    )
+                )
+            }
+        for entry in unpacked.iterdir():
+            if entry.name not in active and entry.stat().st_mtime <= cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
     if removed:
         log.info("swept %d orphan files/folders (pid %d)", len(removed), os.getpid())
     return removed

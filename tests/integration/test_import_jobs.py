@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from portal.db import migrate
 from portal.db.models import ImportJob, Role, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.services import jobs
-from portal.services.importer import NOT_AN_IMAGE
+from portal.services.importer import NOT_AN_IMAGE, ImportSettings
 from tests.conftest import login, make_user
 from tests.integration.test_importer import _case
 
@@ -217,4 +218,30 @@ def test_kill_9_mid_import_leaves_no_orphans_and_the_job_finishes(
     with db.session() as s:
         assert len(s.scalars(select(Study)).all()) == 8
     assert _orphans(sqlite_settings, db) == []
+    db.dispose()
+
+
+def test_zip_archives_are_unpacked_by_the_job_and_bad_ones_refused_whole(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    image = _case(tmp_path / "case")
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as zf:
+        zf.write(image, "study/case.nii.gz")
+        zf.write(image.with_name("case-label.nii.gz"), "study/case-label.nii.gz")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.write(image, "case.nii.gz")
+        zf.writestr("../../escape.txt", "outside")
+    db = Database(sqlite_settings.resolved_database_url)
+    job_id = jobs.create_job(db, "p", [good, evil], None)
+    job = jobs.run_job(db, ImportSettings.of(sqlite_settings), job_id)
+    assert job.status == "done" and len(job.imported) == 1
+    [(path, reason)] = job.refused
+    assert path == str(evil) and "escape.txt" in reason
+    with db.session() as s:
+        study = s.get(Study, job.imported[0])
+        assert study is not None and study.segmentation_count == 1
+    assert not (tmp_path.parent / "escape.txt").exists()
+    assert not any((sqlite_settings.data_dir / "unpacked").iterdir())
     db.dispose()
