@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -185,6 +186,10 @@ class Label(Base):
     value: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(128))
     color: Mapped[str] = mapped_column(String(7))
+    # Counted on the full-resolution label map at import; volume from the voxel size.
+    # NULL for labels imported before these were counted.
+    voxel_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    volume_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     segmentation: Mapped[Segmentation] = relationship(back_populates="labels")
 

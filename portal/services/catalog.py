@@ -163,7 +163,13 @@ def study_detail(study: Study) -> dict[str, Any]:
                     "id": seg.id,
                     "name": seg.name,
                     "labels": [
-                        {"value": lab.value, "name": lab.name, "color": lab.color}
+                        {
+                            "value": lab.value,
+                            "name": lab.name,
+                            "color": lab.color,
+                            "voxel_count": lab.voxel_count,
+                            "volume_ml": lab.volume_ml,
+                        }
                         for lab in seg.labels
                     ],
                 }

@@ -348,14 +348,23 @@ def _read_labels(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, l
     return data.astype(np.uint16), volume.affine_ras, []
 
 
+def label_counts(labels: np.ndarray) -> dict[int, int]:
+    """Voxels per label value (0, the background, left out), on the full label map."""
+    counts = np.bincount(labels.ravel())
+    return {int(v): int(c) for v, c in enumerate(counts) if v and c}
+
+
+def _voxel_mm3(volume: ImageVolume) -> float:
+    return float(abs(np.linalg.det(volume.affine_ras[:3, :3])))
+
+
 def _gzip(data: bytes) -> bytes:
     # Level 6 once at import; mtime=0 keeps the bytes reproducible.
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
-def _label_table(labels: np.ndarray, names: dict[int, str]) -> list[Label]:
-    values = [int(v) for v in np.unique(labels) if v != 0]
-    return default_label_table(values, names or None)
+def _label_table(counts: dict[int, int], names: dict[int, str]) -> list[Label]:
+    return default_label_table(sorted(counts), names or None)
 
 
 def import_study(
@@ -394,7 +403,8 @@ def import_study(
     # Previews are built before any transaction opens: they take seconds, and an open
     # SQLite write transaction would block every other writer (review flags) meanwhile.
     # From the full label map: a small structure the preview stride misses is still a label.
-    table = file_table or (_label_table(labels, source.label_names) if labels is not None else [])
+    counts = label_counts(labels) if labels is not None else {}
+    table = file_table or _label_table(counts, source.label_names)
     previews = _preview_files(volume, labels, table, settings.preview_max_dim)
 
     with db.session() as session:
@@ -442,6 +452,10 @@ def import_study(
                                 value=lab.value,
                                 name=lab.name,
                                 color="#{:02x}{:02x}{:02x}".format(*lab.color),
+                                voxel_count=counts.get(lab.value, 0),
+                                volume_ml=round(
+                                    counts.get(lab.value, 0) * _voxel_mm3(volume) / 1000.0, 3
+                                ),
                             )
                             for lab in table
                         ],

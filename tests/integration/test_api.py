@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import gzip
 
+import nibabel as nib
 import numpy as np
+import pytest
 from flask import Flask
 
 from tests.conftest import login
@@ -30,6 +32,15 @@ def test_study_detail_has_geometry_labels_and_flag(demo_app: Flask) -> None:
         (2, "white matter"),
     ]
     assert all(lab["color"].startswith("#") and len(lab["color"]) == 7 for lab in labels)
+    # Label volumes against nibabel's reading of the demo label file (1 mm voxels).
+    [label_file] = (demo_app.extensions["portal"].settings.data_dir / "demo-source").rglob(
+        "mni152_1mm-label.nii.gz"
+    )
+    ref = np.asanyarray(nib.load(label_file).dataobj)
+    for lab in labels:
+        count = int((ref == lab["value"]).sum())
+        assert lab["voxel_count"] == count
+        assert lab["volume_ml"] == pytest.approx(count / 1000.0, abs=1e-3)
     assert detail["flag"]["status"] in {
         "unreviewed",
         "approved",

@@ -116,9 +116,18 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
     labels = meta.get("labels", [])
     has_labels = bool(labels)
     status = detail["review_status"]
+    volumes = {
+        lab["value"]: lab.get("volume_ml")
+        for seg in detail.get("segmentations", [])[:1]
+        for lab in seg["labels"]
+    }
     legend = [
         html.Span(
-            [html.I(style={"background": "rgb({},{},{})".format(*lab["color"])}), lab["name"]],
+            [
+                html.I(style={"background": "rgb({},{},{})".format(*lab["color"])}),
+                lab["name"],
+                html.Span(_ml(volumes.get(lab["value"])), className="legend-ml"),
+            ],
             className="legend-item",
         )
         for lab in labels
@@ -218,6 +227,10 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
             ),
         ],
     )
+
+
+def _ml(volume_ml: float | None) -> str:
+    return "" if volume_ml is None else f" · {volume_ml:.1f} ml"
 
 
 def missing_pane(study_id: int) -> html.Div:
