@@ -36,3 +36,18 @@ dagcomponentfuncs.StatusChip = function (props) {
     STATUS_TEXT[props.value] || props.value
   );
 };
+
+/* Hovering a thumbnail shows the study's mosaic: axial slices from bottom to top. */
+dagcomponentfuncs.MosaicTooltip = function (props) {
+  if (!props.data) return null;
+  return React.createElement(
+    "div",
+    { className: "mosaic-tooltip" },
+    React.createElement("img", {
+      src: "/api/v1/studies/" + props.data.id + "/preview/mosaic.png",
+      alt: "",
+      width: 384,
+      onError: function (e) { e.target.style.display = "none"; },
+    })
+  );
+};

@@ -22,6 +22,7 @@ PREVIEW_TYPES = {
     "image.vti": "application/octet-stream",
     "labels.vti": "application/octet-stream",
     "thumb.png": "image/png",
+    "mosaic.png": "image/png",
 }
 
 

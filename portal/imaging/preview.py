@@ -32,6 +32,8 @@ __all__ = [
     "Preview",
     "build_preview",
     "label_surfaces",
+    "mosaic_png",
+    "mosaic_slice_indices",
     "thumbnail_png",
     "thumbnail_slice_index",
     "vti_bytes",
@@ -176,7 +178,17 @@ def thumbnail_png(preview: Preview, table: Sequence[Label] | None, *, size: int 
     """
     if size < 1:
         raise ValueError(f'Argument "size" must be positive, got {size}.')
-    k = thumbnail_slice_index(preview)
+    return _png(_slice_tile(preview, table, thumbnail_slice_index(preview), size))
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _slice_tile(preview: Preview, table: Sequence[Label] | None, k: int, size: int) -> Image.Image:
+    """Axial slice ``k`` with its labels blended, radiological, letterboxed to a square."""
     grey = preview.image_u8[:, :, k].astype(np.float32)
     rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
     if preview.labels is not None:
@@ -196,6 +208,46 @@ def thumbnail_png(preview: Preview, table: Sequence[Label] | None, *, size: int 
     resized = Image.fromarray(picture).resize((width_px, height_px), Image.Resampling.BILINEAR)
     canvas = Image.new("RGB", (size, size))
     canvas.paste(resized, ((size - width_px) // 2, (size - height_px) // 2))
-    out = io.BytesIO()
-    canvas.save(out, format="PNG")
-    return out.getvalue()
+    return canvas
+
+
+def mosaic_slice_indices(preview: Preview, count: int) -> list[int]:
+    """Up to `count` axial slices evenly spread over the slices that hold any image content."""
+    filled = np.flatnonzero(np.count_nonzero(preview.image_u8, axis=(0, 1)))
+    if filled.size == 0:
+        filled = np.arange(preview.shape[2])
+    picks = np.linspace(filled[0], filled[-1], num=min(count, filled[-1] - filled[0] + 1))
+    return sorted({int(round(k)) for k in picks})
+
+
+def mosaic_png(
+    preview: Preview, table: Sequence[Label] | None, *, columns: int = 4, tile: int = 96
+) -> bytes:
+    """A grid of axial slices (inferior to superior, row by row) as one PNG.
+
+    Parameters
+    ----------
+    preview : Preview
+        From :func:`build_preview`.
+    table : sequence of Label, optional
+        Label colours, as for :func:`thumbnail_png`.
+    columns : int
+        Tiles per row; up to ``columns * columns`` slices are shown.
+    tile : int
+        Width and height of one tile in pixels.
+
+    Returns
+    -------
+    bytes
+        PNG, RGB.
+    """
+    if columns < 1 or tile < 1:
+        raise ValueError(f'Arguments "columns" and "tile" must be positive, got {columns}, {tile}.')
+    ks = mosaic_slice_indices(preview, columns * columns)
+    rows = -(-len(ks) // columns)
+    canvas = Image.new("RGB", (columns * tile, rows * tile))
+    for n, k in enumerate(ks):
+        canvas.paste(
+            _slice_tile(preview, table, k, tile), ((n % columns) * tile, (n // columns) * tile)
+        )
+    return _png(canvas)

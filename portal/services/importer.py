@@ -32,7 +32,13 @@ from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.mgh import read_mgh
 from portal.imaging.nifti import read_label_nifti, read_nifti
 from portal.imaging.nrrd import read_nrrd, read_seg_nrrd
-from portal.imaging.preview import build_preview, label_surfaces, thumbnail_png, vti_bytes
+from portal.imaging.preview import (
+    build_preview,
+    label_surfaces,
+    mosaic_png,
+    thumbnail_png,
+    vti_bytes,
+)
 from portal.imaging.volume import Volume as ImageVolume
 from portal.imaging.volume import check_same_grid
 from portal.services import audit
@@ -304,6 +310,7 @@ def _preview_files(
     files = {
         "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),
         "thumb.png": thumbnail_png(preview, table or None),
+        "mosaic.png": mosaic_png(preview, table or None),
         "meta.json": json.dumps(
             {
                 "shape": list(preview.image_u8.shape),

@@ -15,7 +15,14 @@ from pathlib import Path
 from types import TracebackType
 
 CHUNK = 1 << 20
-PREVIEW_FILES = ("image.vti.gz", "labels.vti.gz", "thumb.png", "surfaces.json", "meta.json")
+PREVIEW_FILES = (
+    "image.vti.gz",
+    "labels.vti.gz",
+    "thumb.png",
+    "mosaic.png",
+    "surfaces.json",
+    "meta.json",
+)
 
 
 def file_sha256(path: Path) -> str:

@@ -110,7 +110,17 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
             for img in d.find_elements(By.CSS_SELECTOR, "img.thumb")
         )
     )
+    # Hovering a thumbnail shows the study's mosaic.
+    thumb = driver.find_element(By.CSS_SELECTOR, ".ag-center-cols-container img.thumb")
+    ActionChains(driver).move_to_element(thumb).perform()
+    WebDriverWait(driver, 10).until(
+        lambda d: any(
+            img.get_property("naturalWidth") > 0
+            for img in d.find_elements(By.CSS_SELECTOR, ".mosaic-tooltip img")
+        )
+    )
     _screenshot(driver).save(ARTIFACTS / "caselist.png")
+    ActionChains(driver).move_by_offset(0, 400).perform()
 
     for name in GRID_STUDIES:
         index = _row_for(driver, name)

@@ -65,4 +65,6 @@ def test_previews_are_gzip_vti_and_cacheable(demo_app: Flask) -> None:
     assert plain.data == body
     thumb = client.get(f"/api/v1/studies/{detail['id']}/preview/thumb.png", buffered=True)
     assert thumb.data[:8] == b"\x89PNG\r\n\x1a\n"
+    mosaic = client.get(f"/api/v1/studies/{detail['id']}/preview/mosaic.png", buffered=True)
+    assert mosaic.status_code == 200 and mosaic.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get(f"/api/v1/studies/{detail['id']}/preview/meta.json").status_code == 404

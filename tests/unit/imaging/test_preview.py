@@ -135,3 +135,25 @@ def test_thumbnail_of_axial_dicom_matches_stored_display():
     same = np.corrcoef(grey.ravel(), stored.astype(float).ravel())[0, 1]
     mirrored = np.corrcoef(grey.ravel(), stored[:, ::-1].astype(float).ravel())[0, 1]
     assert same > 0.99 and mirrored < 0.9
+
+
+def test_mosaic_spreads_slices_over_the_content_and_tiles_them() -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from portal.imaging.preview import mosaic_png, mosaic_slice_indices
+    from portal.imaging.volume import Volume
+
+    data = np.zeros((20, 24, 30), np.int16)
+    data[4:16, 4:20, 5:25] = 100  # content only in slices 5..24
+    volume = Volume(data=data, affine_ras=np.eye(4), modality="MR")
+    preview = build_preview(volume, None, max_dim=64)
+    ks = mosaic_slice_indices(preview, 16)
+    assert ks[0] == 5 and ks[-1] == 24 and len(ks) == 16
+    assert mosaic_slice_indices(preview, 100) == list(range(5, 25))
+    image = Image.open(BytesIO(mosaic_png(preview, None, columns=4, tile=32)))
+    assert image.size == (128, 128)
+    # The first tile (slice 5) shows the content, bright in its middle.
+    tile = np.asarray(image)[:32, :32]
+    assert tile[16, 16].max() > 200 and tile[0, 0].max() == 0
