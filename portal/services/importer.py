@@ -26,7 +26,7 @@ from portal.db.models import Label as LabelRow
 from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.imaging.archive import extract_zip
-from portal.imaging.dicom import find_dicom_series, read_dicom_series
+from portal.imaging.dicom import DicomSeries, find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.mgh import read_mgh
@@ -277,10 +277,19 @@ def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]
         return read_mgh(path, max_voxels=max_voxels), ""
     if source.kind == "nrrd":
         return read_nrrd(path, max_voxels=max_voxels), ""
-    found = find_dicom_series(source.image_paths)
-    if len(found) != 1:
-        raise ImagingError(source.image_paths[0], f"expected one DICOM series, found {len(found)}")
-    series = found[0]
+    if source.series_uid:
+        # discover() already grouped these files by reading their headers: reuse that.
+        series = DicomSeries(
+            series_uid=source.series_uid,
+            paths=list(source.image_paths),
+            modality=source.modality,
+            description=source.name,
+        )
+    else:  # files named by the caller (the demo): group them here
+        found = find_dicom_series(source.image_paths)
+        if len(found) != 1:
+            raise ImagingError(path, f"expected one DICOM series, found {len(found)}")
+        series = found[0]
     volume = read_dicom_series(series, max_voxels=max_voxels)
     header = pydicom.dcmread(
         series.paths[0], stop_before_pixels=True, specific_tags=["PatientName"]
@@ -288,18 +297,13 @@ def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]
     return volume, str(header.get("PatientName", "") or "")
 
 
-def _already_imported(
-    db: Database, project_name: str, source_hash: str, session: Session | None = None
-) -> bool:
+def _already_imported(session: Session, project_name: str, source_hash: str) -> bool:
     stmt = (
         select(Study.id)
         .join(Project)
         .where(Project.name == project_name, Study.source_hash == source_hash)
     )
-    if session is not None:
-        return session.scalar(stmt) is not None
-    with db.session() as s:
-        return s.scalar(stmt) is not None
+    return session.scalar(stmt) is not None
 
 
 def _preview_files(
@@ -404,9 +408,10 @@ def import_study(
     label_hash = file_sha256(source.label_path) if source.label_path else ""
     source_hash = combined_hash([*image_hashes.values(), label_hash])
 
-    if _already_imported(db, project_name, source_hash):
-        report.skipped.append(source.name)
-        return report
+    with db.session() as session:
+        if _already_imported(session, project_name, source_hash):
+            report.skipped.append(source.name)
+            return report
     # Previews are built before any transaction opens: they take seconds, and an open
     # SQLite write transaction would block every other writer (review flags) meanwhile.
     # From the full label map: a small structure the preview stride misses is still a label.
@@ -416,7 +421,7 @@ def import_study(
 
     with db.session() as session:
         project = ensure_project(session, project_name)
-        if _already_imported(db, project_name, source_hash, session):
+        if _already_imported(session, project_name, source_hash):
             report.skipped.append(source.name)  # another import won the race
             return report
         study_uid = uuid.uuid4().hex
