@@ -19,7 +19,11 @@
   function readEntry(entry) {
     return new Promise(function (resolve) {
       if (entry.isFile) {
-        entry.file(function (f) { resolve([f]); }, function () { resolve([]); });
+        entry.file(function (f) {
+          // Keep the dropped folder structure: pairing and versions depend on it.
+          f.relPath = entry.fullPath.replace(/^\/+/, "");
+          resolve([f]);
+        }, function () { resolve([]); });
       } else if (entry.isDirectory) {
         const reader = entry.createReader();
         const all = [];
@@ -62,6 +66,12 @@
       box.appendChild(el("p", "job-bad", job.refused.length + " refused:"));
       box.appendChild(list);
     }
+    if (job.notes && job.notes.length) {
+      const notes = el("ul", "job-notes");
+      job.notes.forEach(function (n) { notes.appendChild(el("li", "", n.file + ": " + n.note)); });
+      box.appendChild(el("p", "", job.notes.length + " notes:"));
+      box.appendChild(notes);
+    }
     if (job.error) box.appendChild(el("p", "job-bad", job.error));
   }
 
@@ -92,7 +102,11 @@
     }
     const form = new FormData();
     form.append("project", project);
-    files.forEach(function (f) { form.append("files", f, f.name); });
+    const resample = document.querySelector("#import-resample input[type=checkbox]");
+    if (resample && resample.checked) form.append("resample_labels", "1");
+    files.forEach(function (f) {
+      form.append("files", f, f.relPath || f.webkitRelativePath || f.name);
+    });
     box.dataset.state = "uploading";
     box.replaceChildren(el("p", "", "Uploading " + files.length + " files…"));
     const bar = el("progress");

@@ -39,6 +39,8 @@ def _print_report(report: ImportReport) -> None:
         f"imported {len(report.imported)}, already present {len(report.skipped)}, "
         f"refused {len(report.refused)}"
     )
+    for path, note in report.notes:
+        click.echo(f"note: {path}: {note}")
     for path, reason in report.refused:
         click.echo(f"refused: {path}: {reason}", err=True)
 
@@ -103,12 +105,24 @@ def user_add(name: str, role: str, projects: tuple[str, ...], password_stdin: bo
 @main.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--project", default="default", show_default=True)
-def import_cmd(paths: tuple[Path, ...], project: str) -> None:
-    """Import NIfTI files (with -label/_seg siblings) and DICOM folders into a project."""
+@click.option(
+    "--resample-labels",
+    is_flag=True,
+    help="Resample label maps whose grid differs from their image's (nearest neighbour) "
+    "instead of refusing them.",
+)
+def import_cmd(paths: tuple[Path, ...], project: str, resample_labels: bool) -> None:
+    """Import images, their segmentations, DICOM folders and ZIP archives into a project.
+
+    NIfTI, MGH/MGZ and NRRD images pair with label maps named <stem>-label, <stem>_seg,
+    <stem>.seg.nrrd (and similar); a DICOM SEG pairs with the series it references.
+    """
     settings = _settings()
     database = Database(settings.resolved_database_url)
     try:
-        job_id = jobs.create_job(database, project, list(paths), None)
+        job_id = jobs.create_job(
+            database, project, list(paths), None, resample_labels=resample_labels
+        )
         with click.progressbar(length=1, label="importing", show_pos=True) as bar:
 
             def advance(done: int, total: int, name: str) -> None:
@@ -123,6 +137,7 @@ def import_cmd(paths: tuple[Path, ...], project: str) -> None:
         imported=list(job.imported),
         skipped=list(job.skipped),
         refused=[(f, r) for f, r in job.refused],
+        notes=[(f, n) for f, n in job.notes],
     )
     _print_report(report)
     if job.status != "done":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request, send_file
@@ -113,6 +114,22 @@ def preview(study_id: int, name: str) -> Response:
     return response
 
 
+MAX_UPLOAD_DEPTH = 16
+
+
+def _upload_path(filename: str, index: int) -> Path:
+    """A safe relative path for an uploaded file that keeps its folders.
+
+    Browsers send a dropped folder's files as `folder/sub/name`; the folders matter (a
+    label map pairs with the image beside it, and `patient1/case` is not `patient2/case`).
+    Every part is reduced to a plain name, so `..`, absolute paths and drive letters
+    cannot leave the staging folder.
+    """
+    parts = [secure_filename(part) for part in filename.replace("\\", "/").split("/")]
+    parts = [part for part in parts if part][-MAX_UPLOAD_DEPTH:]
+    return Path(*parts) if parts else Path(f"file-{index}")
+
+
 @bp.post("/imports")
 def create_import() -> tuple[Response, int]:
     """Upload files (multipart field `files`, plus `project`) and queue their import.
@@ -136,20 +153,32 @@ def create_import() -> tuple[Response, int]:
         jobs.may_import(who, project, catalog.visible_project_names(s, who))
     staging = p.settings.data_dir / "uploads" / uuid.uuid4().hex
     staging.mkdir(parents=True)
+    resample = request.form.get("resample_labels", "").lower() in ("1", "true", "on", "yes")
     try:
         for index, upload in enumerate(uploads):
-            name = secure_filename(upload.filename or "") or f"file-{index}"
-            target = staging / name
+            target = staging / _upload_path(upload.filename or "", index)
             if target.exists():  # same name twice: keep both, apart
-                target = staging / f"dup-{index}" / name
-                target.parent.mkdir()
+                target = staging / f"dup-{index}" / target.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
             upload.save(target)
-        job_id = jobs.create_job(p.db, project, [staging], who.user_id, staging_dir=staging)
+        job_id = jobs.create_job(
+            p.db, project, [staging], who.user_id, staging_dir=staging, resample_labels=resample
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     p.queue.enqueue_import(job_id)
     return jsonify(jobs.get_job(p.db, who, job_id)), 202
+
+
+@bp.get("/imports")
+def import_list() -> Response:
+    """The newest import jobs of the caller (an admin sees everyone's), newest first."""
+    try:
+        limit = int(request.args.get("limit", "20"))
+    except ValueError as exc:
+        raise InvalidInput("limit must be a whole number") from exc
+    return jsonify({"items": jobs.list_jobs(portal().db, principal(), limit)})
 
 
 @bp.get("/imports/<int:job_id>")

@@ -116,6 +116,24 @@ class Study(Base):
     dtype: Mapped[str] = mapped_column(String(16))
     source_hash: Mapped[str] = mapped_column(String(64))
     segmentation_count: Mapped[int] = mapped_column(Integer, default=0)
+    # 4-D sources (fMRI, DWI, perfusion): how many 3-D volumes; the first is shown.
+    volume_count: Mapped[int] = mapped_column(Integer, default=1)
+    # Value range of the full volume and the window the previews were made with, in the
+    # stored units (HU for CT after the rescale).
+    value_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    value_max: Mapped[float | None] = mapped_column(Float, nullable=True)
+    window_level: Mapped[float | None] = mapped_column(Float, nullable=True)
+    window_width: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What the reader noticed (gantry tilt, assumed geometry, overlapping segments).
+    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Versions: studies with the same lineage in a project are versions of one source
+    # (same DICOM series, or the same file path under the import root) whose bytes
+    # changed; the newest has superseded_at None and is the one listed.
+    lineage: Mapped[str] = mapped_column(String(255), default="", index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    superseded_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     # Latest review event, kept beside the history so the case list filters and sorts by
     # it without a subquery per row. Written in the same transaction as the event.
     review_status: Mapped[str] = mapped_column(
@@ -233,6 +251,11 @@ class ImportJob(Base):
     imported: Mapped[list[int]] = mapped_column(JSON, default=list)
     skipped: Mapped[list[str]] = mapped_column(JSON, default=list)
     refused: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    # (path, note) for files skipped on purpose (SR, RTPLAN, presentation states) and
+    # for imported studies with something the reviewer should know.
+    notes: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    # What the user chose for this import, e.g. {"resample_labels": true}.
+    options: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -2,9 +2,9 @@
 
 An archive is checked as a whole before anything is written: entry names
 that would land outside the target folder (absolute paths, ``..``), links and
-other special files, encrypted entries, too many entries, a too large
-declared total size, and entries compressed suspiciously well (zip bombs)
-are refused. While extracting, the bytes actually written are counted
+other special files, encrypted entries, nested archives, too many entries, a
+too large declared total size, and entries compressed suspiciously well (zip
+bombs) are refused. While extracting, the bytes actually written are counted
 against the declared sizes, because the sizes in a ZIP header are only
 claims. Everything is extracted into a temporary folder next to the target
 and renamed into place at the end, so a refusal leaves nothing behind.
@@ -54,6 +54,12 @@ def _check_entry_type(path: Path, info: zipfile.ZipInfo) -> None:
         raise ImagingError(path, f"entry {info.filename!r} is not a regular file")
     if info.flag_bits & 0x1:
         raise ImagingError(path, f"entry {info.filename!r} is encrypted")
+    if not info.is_dir() and info.filename.lower().endswith(".zip"):
+        # Import jobs unpack only the archives they are given: a nested one would be
+        # dropped without a word, and unpacking it would multiply the bomb checks.
+        raise ImagingError(
+            path, f"entry {info.filename!r} is a nested ZIP archive; unpack it first"
+        )
 
 
 def _check_archive(

@@ -17,6 +17,7 @@ handlers, with the pylibjpeg plugins where pydicom has no decoder of its own.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from portal.imaging.dicom_frames import FrameInfo, frame_infos
 from portal.imaging.dicom_write import write_dicom_series
-from portal.imaging.errors import ImagingError
+from portal.imaging.errors import ImagingError, exception_text
 from portal.imaging.nifti import DEFAULT_MAX_VOXELS
 from portal.imaging.volume import LPS_TO_RAS, Volume
 
@@ -54,8 +57,21 @@ _SPACING_RTOL = 0.01
 # Direction cosines written with limited precision still agree to this.
 _ORIENTATION_ATOL = 1e-4
 
-# What pydicom raises on files that are not DICOM, truncated or malformed.
-_READ_ERRORS = (InvalidDicomError, OSError, EOFError, ValueError, KeyError, struct.error)
+# Slices stepping off their normal by more than this are reported as gantry tilt.
+_TILT_NOTE_DEG = 0.05
+
+# What pydicom raises on files that are not DICOM, truncated or malformed; RecursionError
+# for sequences nested deeper than Python's stack (pydicom parses them recursively).
+_READ_ERRORS = (
+    InvalidDicomError,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    struct.error,
+    RecursionError,
+)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 @dataclass
@@ -91,6 +107,34 @@ def _iter_files(paths: Iterable[Path]) -> Iterable[Path]:
             logger.info("skipping %s: no such file or folder", path)
 
 
+def _truncation(ds: Dataset, path: Path) -> str | None:
+    """Why ``ds`` was cut short, when its last element runs past the end of the file.
+
+    pydicom reads a value the file ends in the middle of without complaint (the value is
+    just shorter); call this before touching any element, while they are still raw.
+    Deflated files are left to the inflater: their positions are not file offsets.
+    """
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    if not ds or syntax == DeflatedExplicitVRLittleEndian:
+        return None
+    last = ds.get_item(max(ds.keys()))
+    if not isinstance(last, RawDataElement) or last.length == _UNDEFINED_LENGTH:
+        return None
+    missing = last.value_tell + last.length - os.path.getsize(path)
+    if missing <= 0:
+        return None
+    return (
+        f"file is truncated: element {last.tag} declares {last.length} bytes, "
+        f"{missing} of them are missing"
+    )
+
+
+def _unreadable_reason(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, RecursionError):
+        return "DICOM sequences are nested too deeply to read"
+    return f"not a readable DICOM file ({exception_text(exc, path)})"
+
+
 def _skip_reason(ds: Dataset) -> str | None:
     modality = str(ds.get("Modality", ""))
     if modality in NON_IMAGE_MODALITIES:
@@ -102,7 +146,12 @@ def _skip_reason(ds: Dataset) -> str | None:
     return None
 
 
-def find_dicom_series(paths: Iterable[Path]) -> list[DicomSeries]:
+def find_dicom_series(
+    paths: Iterable[Path],
+    *,
+    skipped: list[tuple[Path, str]] | None = None,
+    unreadable: list[tuple[Path, str]] | None = None,
+) -> list[DicomSeries]:
     """Group the DICOM image files under ``paths`` by SeriesInstanceUID.
 
     Only headers are read. Files that are not DICOM (no ``DICM`` preamble)
@@ -114,6 +163,14 @@ def find_dicom_series(paths: Iterable[Path]) -> list[DicomSeries]:
     ----------
     paths : iterable of pathlib.Path
         Files and folders; folders are searched recursively.
+    skipped : list, optional
+        When given, ``(path, reason)`` is appended for every DICOM object that was
+        read but skipped because it is not an image (files that are not DICOM are
+        not listed).
+    unreadable : list, optional
+        When given, ``(path, reason)`` is appended for every file with a DICOM
+        preamble whose header cannot be read: truncated, malformed, or holding
+        sequences nested too deeply.
 
     Returns
     -------
@@ -129,12 +186,22 @@ def find_dicom_series(paths: Iterable[Path]) -> list[DicomSeries]:
         seen.add(resolved)
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+            broken = _truncation(ds, path)
         except _READ_ERRORS as exc:
             logger.info("skipping %s: not a readable DICOM file (%s)", path, type(exc).__name__)
+            if unreadable is not None and not isinstance(exc, InvalidDicomError):
+                unreadable.append((path, _unreadable_reason(exc, path)))
+            continue
+        if broken is not None:
+            logger.info("skipping %s: %s", path, broken)
+            if unreadable is not None:
+                unreadable.append((path, broken))
             continue
         reason = _skip_reason(ds)
         if reason is not None:
             logger.info("skipping %s: %s", path, reason)
+            if skipped is not None:
+                skipped.append((path, reason))
             continue
         uid = str(ds.SeriesInstanceUID)
         series = by_uid.get(uid)
@@ -168,8 +235,11 @@ def _read_slices(series: DicomSeries) -> list[_Slice]:
     for path in series.paths:
         try:
             ds = pydicom.dcmread(path, force=False)
+            broken = _truncation(ds, path)
         except _READ_ERRORS as exc:
-            raise ImagingError(path, f"not a readable DICOM file ({exc})") from exc
+            raise ImagingError(path, _unreadable_reason(exc, path)) from exc
+        if broken is not None:
+            raise ImagingError(path, broken)
         if str(ds.get("SeriesInstanceUID", "")) != series.series_uid:
             raise ImagingError(path, "file does not belong to the series being read")
         if "PixelData" not in ds:
@@ -226,6 +296,28 @@ def _slice_step_lps(slices: Sequence[_Slice], normal: np.ndarray) -> np.ndarray:
     return (slices[-1].position_lps - slices[0].position_lps) / (len(slices) - 1)
 
 
+def _geometry_notes(
+    slices: Sequence[_Slice], step_lps: np.ndarray, normal: np.ndarray
+) -> list[str]:
+    """What the reviewer should know about the geometry: tilt, assumed positions."""
+    notes = []
+    if any(s.frame.assumed for s in slices):
+        notes.append(
+            "no patient position or orientation in the files: shown as an axis-aligned "
+            "stack at the origin, so orientation letters and mm positions are not real"
+        )
+    length = float(np.linalg.norm(step_lps))
+    if len(slices) > 1 and length > 0:
+        cosine = min(1.0, abs(float(step_lps @ normal)) / length)
+        tilt = float(np.degrees(np.arccos(cosine)))
+        if tilt > _TILT_NOTE_DEG:
+            notes.append(
+                f"gantry tilt of {tilt:.2f} degrees: slices are sheared along the table, "
+                "kept in the affine (not resampled), so voxels are not rectangular"
+            )
+    return notes
+
+
 def _pixels(s: _Slice) -> np.ndarray:
     try:
         # pydicom caches the decoded array on the dataset, so the frames of
@@ -237,12 +329,34 @@ def _pixels(s: _Slice) -> np.ndarray:
         raise ImagingError(s.path, f"cannot decode pixel data ({name}, {syntax}): {exc}") from exc
     if s.frame.index is not None and int(s.ds.get("NumberOfFrames", 1) or 1) > 1:
         stored = stored[s.frame.index]
+    if _is_colour(s.ds):
+        return _rgb_u8(s, stored)
     if stored.ndim != 2:
         raise ImagingError(s.path, f"expected one 2-D monochrome frame, got {stored.shape}")
     if s.frame.rescale is not None:
         slope, intercept = s.frame.rescale
         return stored.astype(np.float64) * slope + intercept
     return np.asarray(apply_modality_lut(stored, s.ds))
+
+
+def _is_colour(ds: Dataset) -> bool:
+    return int(ds.get("SamplesPerPixel", 1) or 1) == 3
+
+
+def _rgb_u8(s: _Slice, stored: np.ndarray) -> np.ndarray:
+    """One colour frame as (rows, columns, 3) uint8 RGB.
+
+    pydicom already converts YBR_FULL, YBR_FULL_422, YBR_ICT and YBR_RCT to RGB
+    and undoes planar configuration; deeper samples are scaled down to 8 bits,
+    which is what a screen shows anyway.
+    """
+    if stored.ndim != 3 or stored.shape[2] != 3:
+        raise ImagingError(s.path, f"expected one RGB frame, got an array of {stored.shape}")
+    if stored.dtype == np.uint8:
+        return stored
+    bits = int(s.ds.get("BitsStored") or stored.dtype.itemsize * 8)
+    scale = 255.0 / float(2**bits - 1)
+    return np.rint(np.clip(stored, 0, 2**bits - 1) * scale).astype(np.uint8)
 
 
 def _smallest_dtype(values: np.ndarray) -> np.ndarray:
@@ -293,7 +407,15 @@ def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXE
     """
     slices = _read_slices(series)
     iop, pixel_spacing = _check_consistent(slices)
-    row_cos, col_cos = iop[:3], iop[3:]
+    # Cosines written with few digits are not quite unit vectors (0.9995 long in a
+    # real CT): unnormalised, they would shrink the voxel size. GDCM and dcm2niix
+    # normalise them too.
+    lengths = np.linalg.norm(iop.reshape(2, 3), axis=1)
+    if not np.all(np.abs(lengths - 1.0) < 0.01):
+        raise ImagingError(
+            slices[0].path, f"ImageOrientationPatient is not two unit vectors: {iop.tolist()}"
+        )
+    row_cos, col_cos = iop[:3] / lengths[0], iop[3:] / lengths[1]
     normal = np.cross(row_cos, col_cos)
     slices = sorted(slices, key=lambda s: float(s.position_lps @ normal))
     first = slices[0].ds
@@ -311,7 +433,18 @@ def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXE
     affine_lps[:3, 1] = col_cos * pixel_spacing[0]
     affine_lps[:3, 2] = _slice_step_lps(slices, normal)
     affine_lps[:3, 3] = slices[0].position_lps
+    notes = _geometry_notes(slices, affine_lps[:3, 2], normal)
 
+    if _is_colour(first):
+        # Frames are (rows, columns, 3) = (j, i, rgb): stack along k, then (i, j, k, rgb).
+        colour = np.stack([_pixels(s) for s in slices], axis=2)
+        return Volume(
+            np.ascontiguousarray(colour.transpose(1, 0, 2, 3)),
+            LPS_TO_RAS @ affine_lps,
+            str(first.get("Modality", "")) or series.modality,
+            str(first.get("SeriesDescription", "")) or series.description,
+            tuple(notes),
+        )
     # Stored frames are (rows, columns) = (j, i); stack along k then swap.
     stacked = np.stack([_pixels(s) for s in slices], axis=-1)
     data = _smallest_dtype(np.ascontiguousarray(stacked.transpose(1, 0, 2)))
@@ -322,4 +455,4 @@ def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXE
     description = str(first.get("SeriesDescription", "")) or series.description
     modality = str(first.get("Modality", "")) or series.modality
     logger.debug("read DICOM series of %d frames, shape %s", len(slices), data.shape)
-    return Volume(data, LPS_TO_RAS @ affine_lps, modality, description)
+    return Volume(data, LPS_TO_RAS @ affine_lps, modality, description, tuple(notes))

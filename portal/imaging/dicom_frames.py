@@ -44,6 +44,9 @@ class FrameInfo:
     rescale : tuple of float or None
         ``(slope, intercept)`` from a functional group, or ``None`` to use the
         top-level modality LUT attributes.
+    assumed : bool
+        True when the file has no plane position and the geometry above is
+        the axis-aligned stack assumed for it.
     """
 
     index: int | None
@@ -51,6 +54,7 @@ class FrameInfo:
     orientation: np.ndarray
     pixel_spacing_mm: np.ndarray
     rescale: tuple[float, float] | None = None
+    assumed: bool = False
 
 
 def float_list(ds: Dataset, keyword: str, count: int, path: Path) -> np.ndarray:
@@ -93,18 +97,38 @@ def _rescale(item: Dataset | None, path: Path) -> tuple[float, float] | None:
     return slope, intercept
 
 
+def _fallback_pixel_spacing(ds: Dataset, path: Path) -> np.ndarray:
+    """PixelSpacing, else ImagerPixelSpacing, else 1 mm (row gap, column gap).
+
+    Projection radiographs (CR, DX) often give only ImagerPixelSpacing, the
+    spacing at the detector; some write PixelSpacing as ``0\\0``, which would
+    make the affine singular, so zeros count as absent. GDCM (SimpleITK) and
+    dcm2niix make the same choices.
+    """
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        if ds.get(keyword):
+            spacing = float_list(ds, keyword, 2, path)
+            if np.all(spacing > 0):
+                return spacing
+    return np.ones(2)
+
+
 def _fallback_geometry(ds: Dataset, path: Path, n_frames: int) -> list[FrameInfo]:
     """Frames of a file without any plane position: a plain stack at the origin."""
     # Some legacy multi-frame MR, secondary captures and anonymised test
     # data carry no geometry; SimpleITK and dcm2niix then also assume an axis-aligned
     # stack at the origin. SpacingBetweenSlices is the one gap DICOM gives.
     logger.info("%s has no plane position; assuming an axis-aligned stack at 0", path)
-    spacing = float_list(ds, "PixelSpacing", 2, path) if "PixelSpacing" in ds else np.ones(2)
+    spacing = _fallback_pixel_spacing(ds, path)
     gap = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 1.0)
     orientation = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     return [
         FrameInfo(
-            n if n_frames > 1 else None, np.array([0.0, 0.0, abs(gap) * n]), orientation, spacing
+            n if n_frames > 1 else None,
+            np.array([0.0, 0.0, abs(gap) * n]),
+            orientation,
+            spacing,
+            assumed=True,
         )
         for n in range(n_frames)
     ]

@@ -9,8 +9,11 @@ header before any voxel is read, and every failure is reported as
 
 from __future__ import annotations
 
+import gzip
 import logging
+import math
 import os
+import struct
 import zlib
 from pathlib import Path
 
@@ -19,8 +22,9 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.fileholders import FileHolder
 from nibabel.freesurfer.mghformat import MGHError, MGHImage
 from nibabel.openers import ImageOpener
+from nibabel.spatialimages import HeaderDataError
 
-from portal.imaging.errors import ImagingError
+from portal.imaging.errors import ImagingError, exception_text
 from portal.imaging.nifti import DEFAULT_MAX_VOXELS
 from portal.imaging.volume import Volume
 
@@ -29,7 +33,23 @@ __all__ = ["mgh_stem", "read_mgh"]
 logger = logging.getLogger(__name__)
 
 # What nibabel, gzip and numpy raise for missing, truncated or corrupt files.
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, ImageFileError, MGHError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    zlib.error,
+    ImageFileError,
+    MGHError,
+    HeaderDataError,
+    KeyError,
+)
+
+# Start of an MGH header: version, 4 dims, type (big-endian int32); nibabel reads 90
+# bytes of header fields, and the voxels start at byte 284.
+_MGH_HEADER = struct.Struct(">6i")
+_MGH_HEADER_BYTES = 90
+# uchar, int32, float32, int16, uint16: the voxel types nibabel reads.
+_MGH_TYPES = frozenset({0, 1, 3, 4, 10})
 
 
 def mgh_stem(path: str | os.PathLike[str]) -> str:
@@ -45,6 +65,44 @@ def mgh_stem(path: str | os.PathLike[str]) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
+
+
+def _check_raw_header(path: Path, max_voxels: int) -> None:
+    """Refuse a malformed or too large header from its bytes, before nibabel reads it."""
+    try:
+        if path.name.lower().endswith((".mgz", ".gz")):
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read(_MGH_HEADER_BYTES)
+        else:
+            with path.open("rb") as fh:
+                raw = fh.read(_MGH_HEADER_BYTES)
+    except gzip.BadGzipFile as exc:
+        raise ImagingError(path, "an .mgz file must be gzip-compressed, this one is not") from exc
+    except (EOFError, zlib.error) as exc:
+        raise ImagingError(
+            path, f"corrupt or truncated gzip stream ({exception_text(exc, path)})"
+        ) from exc
+    except OSError as exc:
+        raise ImagingError(path, f"cannot be read ({exception_text(exc, path)})") from exc
+    if len(raw) < _MGH_HEADER_BYTES:
+        raise ImagingError(
+            path, f"file is shorter than an MGH header ({len(raw)} of {_MGH_HEADER_BYTES} bytes)"
+        )
+    version, *dims, type_code = _MGH_HEADER.unpack_from(raw)
+    if version != 1:
+        raise ImagingError(path, f"MGH format version {version} is not supported (expected 1)")
+    if min(dims) < 1:
+        word = "negative" if min(dims) < 0 else "zero"
+        raise ImagingError(path, f"header declares a {word} size: {tuple(dims)}")
+    if type_code not in _MGH_TYPES:
+        raise ImagingError(path, f"MGH voxel type code {type_code} is not supported")
+    n_voxels = math.prod(dims[:3])  # Python ints: no wrap-around for forged sizes
+    if n_voxels > max_voxels:
+        raise ImagingError(
+            path,
+            f"declared 3-D size {tuple(dims[:3])} is {n_voxels} voxels, "
+            f"more than the limit of {max_voxels}",
+        )
 
 
 def _check_header(path: Path, img: MGHImage, max_voxels: int) -> None:
@@ -65,6 +123,7 @@ def _read_first_frame(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarr
     """Voxels of the first frame (as stored) and the vox2ras affine."""
     if not path.is_file():
         raise ImagingError(path, "file does not exist")
+    _check_raw_header(path, max_voxels)
     try:
         # We own the file object: MGHImage.from_filename leaves its header
         # file handle open (a ResourceWarning), and the proxy reads from ours.
@@ -72,14 +131,18 @@ def _read_first_frame(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarr
             try:
                 img = MGHImage.from_file_map({"image": FileHolder(fileobj=opener.fobj)}, mmap=False)
             except _READ_ERRORS as exc:
-                raise ImagingError(path, f"not a readable MGH/MGZ file ({exc})") from exc
+                raise ImagingError(
+                    path, f"not a readable MGH/MGZ file ({exception_text(exc, path)})"
+                ) from exc
             _check_header(path, img, max_voxels)
             shape = img.header.get_data_shape()
             # Slicing the proxy reads only the first frame from disk.
             first = (slice(None),) * 3 + (0,) * (len(shape) - 3)
             data = np.asarray(img.dataobj[first])
     except _READ_ERRORS as exc:
-        raise ImagingError(path, f"truncated or corrupt voxel data ({exc})") from exc
+        raise ImagingError(
+            path, f"truncated or corrupt voxel data ({exception_text(exc, path)})"
+        ) from exc
     if len(shape) > 3:
         logger.debug("%s has shape %s; using the first frame", path, tuple(shape))
     return data, np.asarray(img.affine, dtype=np.float64)

@@ -14,6 +14,7 @@ naming the file.
 
 from __future__ import annotations
 
+import bz2
 import logging
 import os
 import zlib
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from portal.imaging.errors import ImagingError
+from portal.imaging.errors import ImagingError, exception_text
 from portal.imaging.labels import Label, default_label_table
 from portal.imaging.nifti import DEFAULT_MAX_VOXELS, MAX_LABEL_VALUE
 from portal.imaging.volume import LPS_TO_RAS, Volume
@@ -44,6 +45,10 @@ _SPACE_TO_RAS = {
 
 # Shortest direction vector accepted, in mm (a zero column makes the grid degenerate).
 _MIN_STEP_MM = 1e-6
+
+# Encodings pynrrd decodes, by the names the NRRD format allows.
+_ENCODINGS = frozenset({"raw", "ascii", "text", "txt", "gzip", "gz", "bzip2", "bz2"})
+_INFLATE_CHUNK_BYTES = 1024 * 1024
 
 
 def nrrd_stem(path: str | os.PathLike[str]) -> str:
@@ -76,7 +81,95 @@ def _read_header(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return dict(nrrd.read_header(fh))
     except _read_errors() as exc:
-        raise ImagingError(path, f"not a readable NRRD file ({exc})") from exc
+        raise ImagingError(path, f"not a readable NRRD file ({exception_text(exc, path)})") from exc
+
+
+def _check_encoding(path: Path, header: Mapping[str, Any]) -> np.dtype:
+    """The voxel dtype as stored, refusing encodings and types pynrrd cannot decode."""
+    from nrrd.reader import _TYPEMAP_NRRD2NUMPY
+
+    encoding = str(header.get("encoding", ""))
+    if encoding.lower() not in _ENCODINGS:
+        raise ImagingError(
+            path, f"encoding {encoding!r} is not supported (raw, ascii, gzip or bzip2)"
+        )
+    type_name = str(header.get("type", ""))
+    if type_name not in _TYPEMAP_NRRD2NUMPY:
+        raise ImagingError(path, f"voxel type {type_name!r} is not supported")
+    return np.dtype(_TYPEMAP_NRRD2NUMPY[type_name])
+
+
+def _data_file(path: Path, header: Mapping[str, Any]) -> Path | None:
+    """The detached data file named in the header, which must sit beside or below it.
+
+    A header naming ``../x`` or ``/etc/x`` would otherwise read any file the server can.
+    """
+    name = header.get("data file", header.get("datafile"))
+    if name is None:
+        return None
+    name = str(name).strip()
+    if name.upper().startswith("LIST") or len(name.split()) > 1:
+        raise ImagingError(path, f"multi-file NRRD data ({name!r}) is not supported")
+    relative = Path(name)
+    folder = path.parent.resolve()
+    target = (folder / relative).resolve()
+    if relative.is_absolute() or ".." in relative.parts or not target.is_relative_to(folder):
+        raise ImagingError(path, f"data file {name!r} is outside the header's folder")
+    if not target.is_file():
+        raise ImagingError(path, f"data file {name!r} named in the header does not exist")
+    return target
+
+
+def _check_inflated_size(path: Path, header: Mapping[str, Any], dtype: np.dtype) -> None:
+    """Refuse compressed voxel data that inflates to more than the header declares.
+
+    pynrrd inflates the whole stream in memory before it compares sizes, so a few MB of
+    compressed zeros would cost GBs; here the stream is inflated in chunks that are
+    dropped at once, and reading stops at the first byte over the declared size.
+    """
+    import nrrd
+
+    encoding = str(header.get("encoding", "")).lower()
+    if encoding not in ("gzip", "gz", "bzip2", "bz2"):
+        return
+    sizes = [int(n) for n in header.get("sizes", ())]
+    declared = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
+    byte_skip = int(header.get("byte skip", header.get("byteskip", 0)) or 0)
+    limit = declared + max(byte_skip, 0)
+    detached = _data_file(path, header)
+    inflated = 0
+    try:
+        with (detached or path).open("rb") as fh:
+            if detached is None:
+                nrrd.read_header(fh)  # positions fh at the attached data
+            for _ in range(max(int(header.get("line skip", header.get("lineskip", 0)) or 0), 0)):
+                fh.readline()
+            if encoding in ("gzip", "gz"):
+                zinflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+                while (chunk := fh.read(_INFLATE_CHUNK_BYTES)) and not zinflater.eof:
+                    while chunk and inflated <= limit:
+                        inflated += len(zinflater.decompress(chunk, _INFLATE_CHUNK_BYTES))
+                        chunk = zinflater.unconsumed_tail
+                    if inflated > limit:
+                        break
+            else:
+                binflater = bz2.BZ2Decompressor()
+                while (chunk := fh.read(_INFLATE_CHUNK_BYTES)) and not binflater.eof:
+                    inflated += len(binflater.decompress(chunk, _INFLATE_CHUNK_BYTES))
+                    while not binflater.needs_input and not binflater.eof and inflated <= limit:
+                        inflated += len(binflater.decompress(b"", _INFLATE_CHUNK_BYTES))
+                    if inflated > limit:
+                        break
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ImagingError(
+            path, f"corrupt compressed voxel data ({exception_text(exc, path)})"
+        ) from exc
+    if inflated > limit:
+        raise ImagingError(
+            path,
+            f"compressed voxel data inflates to more data than the {limit} bytes the header "
+            "declares; refusing a possible decompression bomb",
+        )
 
 
 def _spatial_axes(path: Path, header: Mapping[str, Any]) -> list[int]:
@@ -148,12 +241,17 @@ def _read_data(path: Path, header: Mapping[str, Any]) -> np.ndarray:
     """All voxel values in file axis order, native byte order."""
     import nrrd
 
+    dtype = _check_encoding(path, header)
+    _data_file(path, header)
+    _check_inflated_size(path, header, dtype)
     try:
         with path.open("rb") as fh:
             nrrd.read_header(fh)  # positions fh at the data of an attached header
             data = nrrd.read_data(dict(header), fh, str(path), index_order="F")
     except _read_errors() as exc:
-        raise ImagingError(path, f"truncated or corrupt voxel data ({exc})") from exc
+        raise ImagingError(
+            path, f"truncated or corrupt voxel data ({exception_text(exc, path)})"
+        ) from exc
     data = np.asarray(data)
     if data.dtype.kind not in "biuf":
         raise ImagingError(path, f"voxel type {data.dtype} is not supported")

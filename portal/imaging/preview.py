@@ -49,7 +49,8 @@ class Preview:
     Parameters
     ----------
     image_u8 : numpy.ndarray
-        3-D uint8 grey levels (window applied), canonical RAS ``(i, j, k)`` order.
+        3-D uint8 grey levels (window applied), canonical RAS ``(i, j, k)`` order;
+        ``(i, j, k, 3)`` RGB for colour images (shown as stored, no window).
     labels : numpy.ndarray or None
         uint16 label values on exactly the same grid, or None.
     spacing_mm : tuple of float
@@ -75,8 +76,13 @@ class Preview:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Voxel count of the preview along ``i, j, k``."""
-        ni, nj, nk = self.image_u8.shape
+        ni, nj, nk = self.image_u8.shape[:3]
         return int(ni), int(nj), int(nk)
+
+    @property
+    def is_rgb(self) -> bool:
+        """True when ``image_u8`` holds RGB colour."""
+        return self.image_u8.ndim == 4
 
 
 def build_preview(
@@ -117,8 +123,13 @@ def build_preview(
     step = tuple(max(1, math.ceil(n / max_dim)) for n in canonical.shape)
     si, sj, sk = step
     image = canonical.data[::si, ::sj, ::sk]
-    window = window or default_window(image, canonical.modality)
-    image_u8 = np.ascontiguousarray(apply_window(image, window))
+    if canonical.is_rgb:
+        # Colour is shown as stored: a window over three channels would shift the hues.
+        window = Window(0.0, 255.0)
+        image_u8 = np.ascontiguousarray(image)
+    else:
+        window = window or default_window(image, canonical.modality)
+        image_u8 = np.ascontiguousarray(apply_window(image, window))
     preview_labels = None
     if labels is not None:
         reoriented = reorient_labels_like(labels, volume.affine_ras)
@@ -189,8 +200,11 @@ def _png(image: Image.Image) -> bytes:
 
 def _slice_tile(preview: Preview, table: Sequence[Label] | None, k: int, size: int) -> Image.Image:
     """Axial slice ``k`` with its labels blended, radiological, letterboxed to a square."""
-    grey = preview.image_u8[:, :, k].astype(np.float32)
-    rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
+    if preview.is_rgb:
+        rgb = preview.image_u8[:, :, k].astype(np.float32)
+    else:
+        grey = preview.image_u8[:, :, k].astype(np.float32)
+        rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
     if preview.labels is not None:
         slice_labels = preview.labels[:, :, k]
         if table is None:
@@ -213,7 +227,8 @@ def _slice_tile(preview: Preview, table: Sequence[Label] | None, k: int, size: i
 
 def mosaic_slice_indices(preview: Preview, count: int) -> list[int]:
     """Up to `count` axial slices evenly spread over the slices that hold any image content."""
-    filled = np.flatnonzero(np.count_nonzero(preview.image_u8, axis=(0, 1)))
+    axes = (0, 1, 3) if preview.is_rgb else (0, 1)
+    filled = np.flatnonzero(np.count_nonzero(preview.image_u8, axis=axes))
     if filled.size == 0:
         filled = np.arange(preview.shape[2])
     picks = np.linspace(filled[0], filled[-1], num=min(count, filled[-1] - filled[0] + 1))

@@ -50,13 +50,17 @@ class Volume:
     data : numpy.ndarray
         Voxel values in ``(i, j, k)`` order, 3-D, numeric, with any rescale
         slope and intercept already applied (float32 when the scaling was not
-        the identity, else the stored integer dtype).
+        the identity, else the stored integer dtype). Colour images are
+        ``(i, j, k, 3)`` uint8 RGB instead.
     affine_ras : numpy.ndarray
         4x4 float64 matrix from voxel ``(i, j, k)`` to RAS+ millimetres.
     modality : str
         DICOM modality code, for example ``"MR"`` or ``"CT"``.
     description : str
         Series description, or the file stem for NIfTI files.
+    notes : tuple of str
+        What a reader noticed and the reviewer should know, without it being an
+        error (gantry tilt kept in the affine, a file without patient geometry).
 
     Examples
     --------
@@ -70,10 +74,14 @@ class Volume:
     affine_ras: np.ndarray
     modality: str = "MR"
     description: str = ""
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.data.ndim != 3:
-            raise ValueError(f'Argument "data" must be 3-D, got shape {self.data.shape}.')
+        colour = self.data.ndim == 4 and self.data.shape[3] == 3 and self.data.dtype == np.uint8
+        if self.data.ndim != 3 and not colour:
+            raise ValueError(
+                f'Argument "data" must be 3-D (or 3-D RGB uint8), got shape {self.data.shape}.'
+            )
         if self.data.dtype.kind not in "biuf":
             raise ValueError(f'Argument "data" must be numeric, got dtype {self.data.dtype}.')
         affine = np.asarray(self.affine_ras, dtype=np.float64)
@@ -86,8 +94,13 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Number of voxels along ``(i, j, k)``."""
-        ni, nj, nk = self.data.shape
+        ni, nj, nk = self.data.shape[:3]
         return int(ni), int(nj), int(nk)
+
+    @property
+    def is_rgb(self) -> bool:
+        """True for colour images: ``data`` is then ``(i, j, k, 3)`` uint8 RGB."""
+        return self.data.ndim == 4
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
@@ -141,7 +154,7 @@ def to_closest_canonical(volume: Volume) -> Volume:
         return volume
     data = apply_orientation(volume.data, ornt)
     affine = volume.affine_ras @ inv_ornt_aff(ornt, volume.shape)
-    return Volume(data, affine, volume.modality, volume.description)
+    return Volume(data, affine, volume.modality, volume.description, volume.notes)
 
 
 def reorient_labels_like(labels: np.ndarray, affine_ras: npt.ArrayLike) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from portal.db.models import Project, ProjectMember, ReviewStatus, Segmentation, Study
 from portal.services.auth import Principal
@@ -41,6 +41,8 @@ class StudyQuery:
     offset: int = 0
     limit: int = 50
     ids: tuple[int, ...] = field(default_factory=tuple)
+    # Older versions of re-imported studies are hidden unless asked for (or named by id).
+    include_superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def list_studies(session: Session, principal: Principal, query: StudyQuery) -> S
         stmt = stmt.where(Project.name == query.project)
     if query.ids:
         stmt = stmt.where(Study.id.in_(query.ids))
+    elif not query.include_superseded:
+        stmt = stmt.where(Study.superseded_at.is_(None))
 
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     column = Project.name if query.sort is SortKey.PROJECT else getattr(Study, query.sort.value)
@@ -146,6 +150,8 @@ def study_summary(study: Study) -> dict[str, Any]:
         "reviewed_by": study.reviewed_by.username if study.reviewed_by else None,
         "reviewed_at": _iso(study.reviewed_at),
         "created_at": _iso(study.created_at),
+        "version": study.version,
+        "current": study.superseded_at is None,
     }
 
 
@@ -158,6 +164,11 @@ def study_detail(study: Study) -> dict[str, Any]:
             "affine_ras": [list(row) for row in study.affine_ras],
             "orientation": study.orientation,
             "dtype": study.dtype,
+            "volume_count": study.volume_count,
+            "value_range": [study.value_min, study.value_max],
+            "window": {"level": study.window_level, "width": study.window_width},
+            "notes": list(study.notes or []),
+            "versions": _versions(study),
             "segmentations": [
                 {
                     "id": seg.id,
@@ -184,6 +195,27 @@ def study_detail(study: Study) -> dict[str, Any]:
         }
     )
     return detail
+
+
+def _versions(study: Study) -> list[dict[str, Any]]:
+    """Every version of the study's source in its project, oldest first."""
+    session = object_session(study)
+    if session is None or not study.lineage:
+        return []
+    rows = session.execute(
+        select(Study.id, Study.version, Study.created_at, Study.superseded_at)
+        .where(Study.project_id == study.project_id, Study.lineage == study.lineage)
+        .order_by(Study.version)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "version": r.version,
+            "imported_at": _iso(r.created_at),
+            "current": r.superseded_at is None,
+        }
+        for r in rows
+    ]
 
 
 def visible_project_names(session: Session, principal: Principal) -> list[str]:

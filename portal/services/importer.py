@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.imaging.archive import extract_zip
 from portal.imaging.dicom import DicomSeries, find_dicom_series, read_dicom_series
+from portal.imaging.dicom_seg import is_dicom_seg, read_dicom_seg, referenced_series_uid
 from portal.imaging.errors import ImagingError
+from portal.imaging.label_tables import find_label_table
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.mgh import read_mgh
 from portal.imaging.nifti import read_label_nifti, read_nifti
@@ -39,8 +42,10 @@ from portal.imaging.preview import (
     thumbnail_png,
     vti_bytes,
 )
+from portal.imaging.resample import grid_difference, resample_labels
 from portal.imaging.volume import Volume as ImageVolume
 from portal.imaging.volume import check_same_grid
+from portal.imaging.windowing import Window
 from portal.services import audit
 from portal.services.catalog import ensure_project
 from portal.services.store import StoreTransaction, combined_hash, file_sha256
@@ -60,30 +65,41 @@ class ImportSettings:
     preview_max_dim: int
     max_voxels: int
     max_archive_bytes: int = 16 * 1024**3
+    # Off by default: a label map on another grid is usually the wrong file, and
+    # resampling it would hide that. The user turns it on per import.
+    resample_labels: bool = False
 
     @classmethod
-    def of(cls, settings: Settings) -> ImportSettings:
+    def of(cls, settings: Settings, *, resample_labels: bool = False) -> ImportSettings:
         return cls(
             store_dir=settings.store_dir,
             preview_dir=settings.preview_dir,
             preview_max_dim=settings.preview_max_dim,
             max_voxels=settings.max_voxels,
             max_archive_bytes=settings.max_archive_mb * 1024**2,
+            resample_labels=resample_labels,
         )
 
 
 @dataclass
 class ImportReport:
-    """What an import did: new study ids, names already present, refused files with reasons."""
+    """What an import did: new study ids, names already present, refused files with reasons.
+
+    `notes` holds `(path, note)` for what is not an error but should be known: files
+    skipped on purpose (structured reports, RT plans, presentation states), gantry tilt,
+    a label map resampled on request, a new version of a study.
+    """
 
     imported: list[int] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
     def extend(self, other: ImportReport) -> None:
         self.imported += other.imported
         self.skipped += other.skipped
         self.refused += other.refused
+        self.notes += other.notes
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,9 @@ class StudySource:
     label_names: dict[int, str] = field(default_factory=dict)
     modality: str = ""
     series_uid: str = ""
+    # Identity across versions: the DICOM series, or the image's path under the folder
+    # it was imported from. A source with a known lineage but new bytes is a new version.
+    lineage: str = ""
 
 
 # Volume files by kind; `.seg.nrrd` (Slicer segmentation) is only ever a label map.
@@ -193,30 +212,56 @@ def expand_archives(
     return folders, refused
 
 
-def discover(
-    paths: Iterable[Path], *, archives_expanded: bool = False
-) -> tuple[list[StudySource], list[tuple[str, str]]]:
+@dataclass
+class Discovery:
+    """What `discover` found: studies to import, refused inputs, and notes."""
+
+    sources: list[StudySource] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _lineage(kind: str, path: Path, root: Path | None) -> str:
+    try:
+        relative = path.relative_to(root) if root is not None else Path(path.name)
+    except ValueError:
+        relative = Path(path.name)
+    return f"{kind}:{(relative.parent / volume_stem(path)).as_posix()}"[:255]
+
+
+def discover(paths: Iterable[Path], *, archives_expanded: bool = False) -> Discovery:
     """Turn files and folders into study sources.
 
-    NIfTI images are paired with a sibling label map named `<stem>-label`, `<stem>_seg`
-    (and `-seg`, `_label`, `-segmentation`), also when only the image file is named;
-    every other file is offered to the DICOM reader, which groups what it can read by
-    SeriesInstanceUID.
+    NIfTI, MGH and NRRD images are paired with a sibling label map named `<stem>-label`,
+    `<stem>_seg` (and `-seg`, `_label`, `-segmentation`, `.seg.nrrd`), also when only the
+    image file is named; every other file is offered to the DICOM reader, which groups
+    what it can read by SeriesInstanceUID. A DICOM SEG is paired with the series it
+    references. DICOM objects that are not images (SR, RT plans, presentation states)
+    are skipped with a note, not refused.
 
     Returns
     -------
-    sources, refused
-        Refused holds `(path, reason)` for inputs that are neither.
+    Discovery
+        `refused` holds `(path, reason)` for inputs that are not images, `notes`
+        `(path, note)` for files skipped on purpose.
     """
+    found = Discovery()
+    refused = found.refused
     files: list[Path] = []
-    refused: list[tuple[str, str]] = []
+    roots: dict[Path, Path | None] = {}
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            for p in sorted(p for p in path.rglob("*") if p.is_file()):
+                files.append(p)
+                roots.setdefault(p, path)
         elif path.is_file():
             files.append(path)
-            files.extend(p for p in _sibling_labels(path) if p not in files)
+            roots.setdefault(path, None)
+            for sibling in _sibling_labels(path):
+                if sibling not in roots:
+                    files.append(sibling)
+                    roots[sibling] = None
         else:
             refused.append((str(path), "no such file or folder"))
 
@@ -235,12 +280,13 @@ def discover(
         elif kind == "seg":
             label_files.add(f)
             refused.append((str(f), "a segmentation needs its image beside it, named the same"))
-    sources = [
+    found.sources += [
         StudySource(
             name=volume_stem(f),
             image_paths=(f,),
             kind=kind,
             label_path=labels_by_image.get(f),
+            lineage=_lineage(kind, f, roots.get(f)),
         )
         for f, kind in volumes.items()
         if f not in label_files
@@ -250,22 +296,56 @@ def discover(
         refused += [(str(f), ARCHIVE_NOT_HERE) for f in sorted(zips)]
     others = [f for f in files if f not in volumes and f not in zips]
     if others:
-        series = find_dicom_series(others)
-        in_series = {p.resolve() for s in series for p in s.paths}
-        for s in series:
-            sources.append(
-                StudySource(
-                    name=s.description or f"DICOM series …{s.series_uid[-8:]}",
-                    image_paths=tuple(s.paths),
-                    kind="dicom",
-                    modality=s.modality,
-                    series_uid=s.series_uid,
+        _discover_dicom(others, found)
+    return found
+
+
+def _discover_dicom(files: list[Path], found: Discovery) -> None:
+    """DICOM series (with their SEG objects) among `files`, into `found`."""
+    skipped: list[tuple[Path, str]] = []
+    series = find_dicom_series(files, skipped=skipped)
+    in_series = {p.resolve() for s in series for p in s.paths}
+    segs_by_series: dict[str, Path] = {}
+    noted: set[Path] = set()
+    for path, reason in skipped:
+        noted.add(path.resolve())
+        if not is_dicom_seg(path):
+            found.notes.append((str(path), f"skipped: {reason}"))
+            continue
+        try:
+            uid = referenced_series_uid(path)
+        except ImagingError as exc:
+            found.refused.append((exc.path, exc.reason))
+            continue
+        if not any(s.series_uid == uid for s in series):
+            found.refused.append(
+                (
+                    str(path),
+                    f"DICOM SEG references series …{uid[-12:]}, which is not in this import",
                 )
             )
-        for f in others:
-            if f.resolve() not in in_series and not f.name.startswith("."):
-                refused.append((str(f), NOT_AN_IMAGE))
-    return sources, refused
+        elif uid in segs_by_series:
+            found.refused.append(
+                (str(path), f"a second DICOM SEG for series …{uid[-12:]}; import it on its own")
+            )
+        else:
+            segs_by_series[uid] = path
+    for s in series:
+        found.sources.append(
+            StudySource(
+                name=s.description or f"DICOM series …{s.series_uid[-8:]}",
+                image_paths=tuple(s.paths),
+                kind="dicom",
+                label_path=segs_by_series.get(s.series_uid),
+                modality=s.modality,
+                series_uid=s.series_uid,
+                lineage=f"dicom:{s.series_uid}"[:255],
+            )
+        )
+    for f in files:
+        resolved = f.resolve()
+        if resolved not in in_series and resolved not in noted and not f.name.startswith("."):
+            found.refused.append((str(f), NOT_AN_IMAGE))
 
 
 def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]:
@@ -308,8 +388,9 @@ def _already_imported(session: Session, project_name: str, source_hash: str) -> 
 
 def _preview_files(
     volume: ImageVolume, labels: np.ndarray | None, table: list[Label], max_dim: int
-) -> dict[str, bytes]:
-    """The browser payloads of a study: gzip .vti volumes, thumbnail, surfaces, metadata."""
+) -> tuple[dict[str, bytes], Window]:
+    """The browser payloads of a study (gzip .vti volumes, thumbnail, surfaces, metadata)
+    and the window the grey levels were made with."""
     preview = build_preview(volume, labels, max_dim=max_dim)
     files = {
         "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),
@@ -317,10 +398,12 @@ def _preview_files(
         "mosaic.png": mosaic_png(preview, table or None),
         "meta.json": json.dumps(
             {
-                "shape": list(preview.image_u8.shape),
+                "shape": list(preview.shape),
                 "spacing_mm": list(preview.spacing_mm),
                 "origin_mm": list(preview.origin_mm),
                 "step": list(preview.step),
+                "rgb": preview.is_rgb,
+                "window": [preview.window.low, preview.window.high],
                 "labels": [
                     {"value": lab.value, "name": lab.name, "color": list(lab.color)}
                     for lab in table
@@ -332,7 +415,7 @@ def _preview_files(
         rgba = labels_to_rgba(preview.labels, table)
         files["labels.vti.gz"] = _gzip(vti_bytes(rgba, preview.spacing_mm, preview.origin_mm))
         files["surfaces.json"] = json.dumps(label_surfaces(preview, table)).encode()
-    return files
+    return files, preview.window
 
 
 def _read_labels(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, list[Label]]:
@@ -374,8 +457,67 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
-def _label_table(counts: dict[int, int], names: dict[int, str]) -> list[Label]:
-    return default_label_table(sorted(counts), names or None)
+@dataclass
+class _LabelMap:
+    labels: np.ndarray
+    table: list[Label]  # from the file or a sidecar; empty: generate
+    notes: list[str]
+
+
+def _labels_on_grid(
+    source: StudySource, volume: ImageVolume, settings: ImportSettings
+) -> _LabelMap:
+    """Read the study's label map onto the image grid, with its own label table if any."""
+    path = source.label_path
+    assert path is not None
+    notes: list[str] = []
+    if source.kind == "dicom" and volume_kind(path) is None:  # a DICOM SEG
+        labels, table, seg_notes = read_dicom_seg(
+            path, volume.affine_ras, volume.shape, max_voxels=settings.max_voxels
+        )
+        return _LabelMap(labels, table, list(seg_notes))
+    labels, label_affine, table = _read_labels(path, settings.max_voxels)
+    try:
+        check_same_grid(volume.affine_ras, volume.shape, label_affine, labels.shape, path=path)
+    except ImagingError:
+        if not settings.resample_labels:
+            raise
+        notes.append(grid_difference(volume.affine_ras, volume.shape, label_affine, labels.shape))
+        labels = resample_labels(labels, label_affine, volume.affine_ras, volume.shape)
+    if not table:
+        sidecar, table = find_label_table(path, volume_stem(path))
+        if table:
+            notes.append(f"label names from {sidecar.name}")
+    return _LabelMap(labels, table, notes)
+
+
+def _full_table(
+    file_table: list[Label], counts: dict[int, int], names: dict[int, str]
+) -> list[Label]:
+    """The label table to store: the file's own segments, or the values present."""
+    if not file_table:
+        return default_label_table(sorted(counts), names or None)
+    by_value = {lab.value: lab for lab in file_table}
+    if len(file_table) > 255:
+        # A shared lookup table (FreeSurfer's lists ~1300 structures): keep what is present.
+        by_value = {v: lab for v, lab in by_value.items() if v in counts}
+    extra = default_label_table(v for v in counts if v not in by_value)
+    return sorted([*by_value.values(), *extra], key=lambda lab: lab.value)
+
+
+def _value_range(volume: ImageVolume) -> tuple[float | None, float | None]:
+    if volume.is_rgb or volume.data.size == 0:
+        return None, None
+    return float(volume.data.min()), float(volume.data.max())
+
+
+def _current_version(session: Session, project_id: int, lineage: str) -> Study | None:
+    if not lineage:
+        return None
+    stmt = select(Study).where(
+        Study.project_id == project_id, Study.lineage == lineage, Study.superseded_at.is_(None)
+    )
+    return session.scalars(stmt).first()
 
 
 def import_study(
@@ -385,21 +527,18 @@ def import_study(
     source: StudySource,
     user_id: int | None = None,
 ) -> ImportReport:
-    """Import one study in one transaction; see the module docstring for the guarantees."""
+    """Import one study in one transaction; see the module docstring for the guarantees.
+
+    A source whose lineage (DICOM series, or path under the import folder) is already in
+    the project with other bytes becomes the next version of that study: the old version
+    is kept, marked superseded, and no longer listed.
+    """
     report = ImportReport()
     try:
         volume, patient_name = _read_image(source, settings.max_voxels)
-        labels = None
-        file_table: list[Label] = []
-        if source.label_path is not None:
-            labels, label_affine, file_table = _read_labels(source.label_path, settings.max_voxels)
-            check_same_grid(
-                volume.affine_ras,
-                volume.shape,
-                label_affine,
-                labels.shape,
-                path=source.label_path,
-            )
+        label_map = (
+            _labels_on_grid(source, volume, settings) if source.label_path is not None else None
+        )
     except ImagingError as exc:
         report.refused.append((exc.path, exc.reason))
         return report
@@ -415,15 +554,20 @@ def import_study(
     # Previews are built before any transaction opens: they take seconds, and an open
     # SQLite write transaction would block every other writer (review flags) meanwhile.
     # From the full label map: a small structure the preview stride misses is still a label.
+    labels = label_map.labels if label_map is not None else None
     counts = label_counts(labels) if labels is not None else {}
-    table = file_table or _label_table(counts, source.label_names)
-    previews = _preview_files(volume, labels, table, settings.preview_max_dim)
+    table = _full_table(label_map.table if label_map else [], counts, source.label_names)
+    previews, window = _preview_files(volume, labels, table, settings.preview_max_dim)
+    notes = [*volume.notes, *(label_map.notes if label_map else [])]
+    value_min, value_max = _value_range(volume)
+    where = str(source.image_paths[0])
 
     with db.session() as session:
         project = ensure_project(session, project_name)
         if _already_imported(session, project_name, source_hash):
             report.skipped.append(source.name)  # another import won the race
             return report
+        previous = _current_version(session, project.id, source.lineage)
         study_uid = uuid.uuid4().hex
         with StoreTransaction(settings.store_dir, settings.preview_dir) as store:
             stored = [store.add_source(p, h) for p, h in image_hashes.items()]
@@ -439,9 +583,16 @@ def import_study(
                 spacing_mm=[float(s) for s in volume.spacing_mm],
                 affine_ras=[[float(v) for v in row] for row in volume.affine_ras],
                 orientation=volume.orientation,
-                dtype=volume.dtype,
+                dtype="rgb24" if volume.is_rgb else volume.dtype,
                 source_hash=source_hash,
                 segmentation_count=1 if labels is not None else 0,
+                value_min=value_min,
+                value_max=value_max,
+                window_level=(window.low + window.high) / 2,
+                window_width=window.high - window.low,
+                notes=notes,
+                lineage=source.lineage or f"study:{study_uid}",
+                version=previous.version + 1 if previous is not None else 1,
             )
             study.volumes.append(
                 Volume(
@@ -474,6 +625,9 @@ def import_study(
                     )
                 )
             store.add_previews(study_uid, previews)
+            if previous is not None:
+                previous.superseded_at = datetime.now(UTC)
+                notes.append(f"version {study.version}: replaces study {previous.id}")
             session.add(study)
             session.flush()
             audit.record(
@@ -481,11 +635,13 @@ def import_study(
                 user_id,
                 "study.import",
                 f"study:{study.id}",
-                f"files={len(stored)} segmentations={study.segmentation_count}",
+                f"files={len(stored)} segmentations={study.segmentation_count} "
+                f"version={study.version}",
             )
             # Commit inside the store transaction: if the commit fails, the files go too.
             session.commit()
             report.imported.append(study.id)
+    report.notes += [(where, note) for note in notes]
     log.info("imported study %s (%s files)", report.imported, len(source.image_paths))
     return report
 
@@ -516,7 +672,8 @@ def import_paths(
     progress: Callable[[StudySource], None] | None = None,
 ) -> ImportReport:
     """Discover studies under `paths` and import them; see `discover` for the pairing rules."""
-    sources, refused = discover(paths)
-    report = import_sources(db, settings, project_name, sources, user_id, progress)
-    report.refused = refused + report.refused
+    found = discover(paths)
+    report = import_sources(db, settings, project_name, found.sources, user_id, progress)
+    report.refused = found.refused + report.refused
+    report.notes = found.notes + report.notes
     return report

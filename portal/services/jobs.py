@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,14 @@ def create_job(
     paths: list[Path],
     user_id: int | None,
     staging_dir: Path | None = None,
+    *,
+    resample_labels: bool = False,
 ) -> int:
-    """Record a queued job and return its id (the caller then enqueues or runs it)."""
+    """Record a queued job and return its id (the caller then enqueues or runs it).
+
+    `resample_labels` puts label maps whose grid differs from their image's on the
+    image grid (nearest neighbour) instead of refusing them.
+    """
     with db.session() as s:
         job = ImportJob(
             project=project,
@@ -45,6 +52,8 @@ def create_job(
             imported=[],
             skipped=[],
             refused=[],
+            notes=[],
+            options={"resample_labels": bool(resample_labels)},
         )
         s.add(job)
         s.flush()
@@ -73,23 +82,27 @@ def run_job(
             raise NotFound(f"import job {job_id} not found")
         paths = [Path(p) for p in job.paths]
         project, user_id, staging = job.project, job.created_by_id, job.staging_dir
+        options = dict(job.options or {})
+    settings = replace(settings, resample_labels=bool(options.get("resample_labels")))
     now = datetime.now(UTC)
     _set(db, job_id, status=JobStatus.RUNNING.value, started_at=now, heartbeat_at=now)
     unpacked = unpack_dir(settings, job_id)
     shutil.rmtree(unpacked, ignore_errors=True)  # what a crashed run of this job left
     try:
         folders, refused = expand_archives(paths, unpacked, settings.max_archive_bytes)
-        sources, found_refused = discover([*paths, *folders], archives_expanded=True)
-        refused += found_refused
+        found = discover([*paths, *folders], archives_expanded=True)
+        sources = found.sources
         imported: list[int] = []
         skipped: list[str] = []
-        refused_rows = [list(r) for r in refused]
-        _set(db, job_id, total=len(sources), done=0, refused=refused_rows)
+        refused_rows = [list(r) for r in [*refused, *found.refused]]
+        note_rows = [list(n) for n in found.notes]
+        _set(db, job_id, total=len(sources), done=0, refused=refused_rows, notes=note_rows)
         for index, source in enumerate(sources, start=1):
             report = import_study(db, settings, project, source, user_id)
             imported += report.imported
             skipped += report.skipped
             refused_rows += [list(r) for r in report.refused]
+            note_rows += [list(n) for n in report.notes]
             _set(
                 db,
                 job_id,
@@ -97,6 +110,7 @@ def run_job(
                 imported=imported,
                 skipped=skipped,
                 refused=refused_rows,
+                notes=note_rows,
                 heartbeat_at=datetime.now(UTC),
             )
             if progress is not None:
@@ -139,14 +153,23 @@ def job_view(job: ImportJob) -> dict[str, Any]:
         "done": job.done,
         "imported": list(job.imported or []),
         "skipped": list(job.skipped or []),
-        "refused": [
-            {"file": Path(f).name if job.staging_dir else f, "reason": r}
-            for f, r in (job.refused or [])
-        ],
+        "refused": [{"file": _shown_path(job, f), "reason": r} for f, r in (job.refused or [])],
+        "notes": [{"file": _shown_path(job, f), "note": n} for f, n in (job.notes or [])],
+        "options": dict(job.options or {}),
         "error": job.error,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
+
+
+def _shown_path(job: ImportJob, path: str) -> str:
+    # Uploads live in a server-internal staging folder: show the path the user sent.
+    if not job.staging_dir:
+        return path
+    try:
+        return Path(path).relative_to(job.staging_dir).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 def get_job(db: Database, principal: Principal, job_id: int) -> dict[str, Any]:
@@ -156,6 +179,15 @@ def get_job(db: Database, principal: Principal, job_id: int) -> dict[str, Any]:
         if job is None or (not principal.is_admin and job.created_by_id != principal.user_id):
             raise NotFound(f"import job {job_id} not found")
         return job_view(job)
+
+
+def list_jobs(db: Database, principal: Principal, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest jobs `principal` may see (admins: everyone's; others: their own)."""
+    stmt = select(ImportJob).order_by(ImportJob.id.desc()).limit(max(1, min(limit, 200)))
+    if not principal.is_admin:
+        stmt = stmt.where(ImportJob.created_by_id == principal.user_id)
+    with db.session() as s:
+        return [job_view(job) for job in s.scalars(stmt)]
 
 
 def may_import(principal: Principal, project: str, member_projects: list[str]) -> None:

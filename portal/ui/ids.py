@@ -54,3 +54,5 @@ class Imports(enum.StrEnum):
     PROJECTS = "import-projects"
     DROP = "import-drop"
     STATUS = "import-status"
+    RESAMPLE = "import-resample"
+    HISTORY = "import-history"

@@ -58,7 +58,8 @@ def test_nrrd_with_its_slicer_segmentation(
     )
     (folder / "orphan.seg.nrrd").write_bytes((folder / "brain.seg.nrrd").read_bytes())
 
-    sources, refused = discover([folder])
+    found = discover([folder])
+    sources, refused = found.sources, found.refused
     assert [(s.name, s.label_path.name if s.label_path else None) for s in sources] == [
         ("brain", "brain.seg.nrrd")
     ]

@@ -245,3 +245,45 @@ def test_zip_archives_are_unpacked_by_the_job_and_bad_ones_refused_whole(
     assert not (tmp_path.parent / "escape.txt").exists()
     assert not any((sqlite_settings.data_dir / "unpacked").iterdir())
     db.dispose()
+
+
+def test_uploaded_folders_keep_their_structure_and_cannot_escape(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    """Two patients' `case.nii.gz` stay two studies; `../` and absolute names stay inside."""
+    app = create_app(sqlite_settings)
+    db: Database = app.extensions["portal"].db
+    make_user(db, "root", Role.ADMIN)
+    client = app.test_client()
+    login(client, "root")
+    image = _case(tmp_path / "src")
+    files = [
+        (io.BytesIO(image.read_bytes()), "trial/patient1/case.nii.gz"),
+        (
+            io.BytesIO(image.with_name("case-label.nii.gz").read_bytes()),
+            "trial/patient1/case-label.nii.gz",
+        ),
+        (io.BytesIO(image.read_bytes() + b""), "../../trial/patient2/case.nii.gz"),
+        (io.BytesIO(b"not an image"), "/etc/passwd"),
+    ]
+    response = client.post(
+        "/api/v1/imports",
+        data={"project": "p", "files": files, "resample_labels": "1"},
+        headers=_csrf(client),
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    job_id = response.get_json()["id"]
+    job = jobs.run_job(db, ImportSettings.of(sqlite_settings), job_id)
+    assert job.options == {"resample_labels": True}
+    view = client.get(f"/api/v1/imports/{job_id}").get_json()
+    # patient2's file has the same bytes as patient1's image but no label: its own study.
+    assert len(view["imported"]) == 2, view
+    assert view["refused"] == [{"file": "etc/passwd", "reason": NOT_AN_IMAGE}]
+    with db.session() as s:
+        lineages = sorted(s.scalars(select(Study.lineage)))
+    assert lineages == ["nifti:trial/patient1/case", "nifti:trial/patient2/case"]
+    assert not (sqlite_settings.data_dir / "etc").exists()
+    listed = client.get("/api/v1/imports").get_json()["items"]
+    assert [j["id"] for j in listed] == [job_id]
+    page = client.get("/import")
+    assert page.status_code == 200

@@ -57,7 +57,8 @@ def _files(settings: Settings) -> list[Path]:
 @pytest.mark.parametrize("suffix", ["-label", "_seg", "_label", "-seg"])
 def test_sibling_label_maps_are_paired(tmp_path: Path, suffix: str) -> None:
     _case(tmp_path, suffix)
-    sources, refused = discover([tmp_path])
+    found = discover([tmp_path])
+    sources, refused = found.sources, found.refused
     assert refused == []
     assert len(sources) == 1 and sources[0].label_path is not None
     assert sources[0].label_path.name == f"case{suffix}.nii.gz"
@@ -65,7 +66,8 @@ def test_sibling_label_maps_are_paired(tmp_path: Path, suffix: str) -> None:
 
 def test_label_sibling_is_found_when_only_the_image_is_named(tmp_path: Path) -> None:
     image = _case(tmp_path, "_seg")
-    sources, refused = discover([image])
+    found = discover([image])
+    sources, refused = found.sources, found.refused
     assert refused == [] and len(sources) == 1
     assert sources[0].label_path == tmp_path / "case_seg.nii.gz"
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import catalog, viewer
+from portal.services import catalog, jobs, viewer
 from portal.services.auth import Principal
 from portal.services.errors import NotFound
 from portal.ui.ids import Shell
@@ -53,7 +53,9 @@ def register(app: Dash) -> None:
         if pathname == "/import":
             with p.db.session() as s:
                 projects = catalog.visible_project_names(s, who)
-            return imports.layout(projects, who.is_admin, p.settings.max_upload_mb)
+            return imports.layout(
+                projects, who.is_admin, p.settings.max_upload_mb, jobs.list_jobs(p.db, who)
+            )
         if pathname == "/review":
             params = parse_qs((search or "").lstrip("?"))
             ids = review.parse_study_ids(params.get("studies", [""])[0])

@@ -145,6 +145,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                         f"{detail['modality']} · {detail['dimensions']} · {detail['orientation']}",
                         className="pane-sub",
                     ),
+                    *_notes_marker(detail.get("notes") or []),
                     html.Span(
                         STATUS_LABELS.get(status, status),
                         id=pane_id(Pane.BADGE, study_id),
@@ -180,7 +181,11 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                 children=[
                     dcc.RadioItems(
                         id=pane_id(Pane.MODE, study_id),
-                        options=[{"label": "2D", "value": "2d"}, {"label": "3D", "value": "3d"}],
+                        options=[
+                            {"label": "2D", "value": "2d"},
+                            # Volume rendering maps one value per voxel; colour has three.
+                            {"label": "3D", "value": "3d", "disabled": bool(meta.get("rgb"))},
+                        ],
                         value="2d",
                         inline=True,
                         className="mode-toggle",
@@ -227,6 +232,13 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
             ),
         ],
     )
+
+
+def _notes_marker(notes: list[str]) -> list[html.Span]:
+    """A marker whose tooltip lists what the import noticed (tilt, assumed geometry)."""
+    if not notes:
+        return []
+    return [html.Span("notes", title="\n".join(notes), className="pane-notes")]
 
 
 def _ml(volume_ml: float | None) -> str:
