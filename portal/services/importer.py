@@ -28,7 +28,12 @@ from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.imaging.archive import extract_zip
 from portal.imaging.dicom import DicomSeries, find_dicom_series, read_dicom_series
-from portal.imaging.dicom_seg import is_dicom_seg, read_dicom_seg, referenced_series_uid
+from portal.imaging.dicom_seg import (
+    is_dicom_seg,
+    read_dicom_seg,
+    referenced_instance_uids,
+    referenced_series_uid,
+)
 from portal.imaging.errors import ImagingError
 from portal.imaging.label_tables import find_label_table
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
@@ -300,6 +305,28 @@ def discover(paths: Iterable[Path], *, archives_expanded: bool = False) -> Disco
     return found
 
 
+def _seg_series(path: Path, series: list[DicomSeries]) -> str:
+    """The SeriesInstanceUID a DICOM SEG segments.
+
+    From its ReferencedSeriesSequence; a SEG without one (it is optional in some
+    exporters) is matched by the SOP Instance UIDs of its source images instead.
+    """
+    try:
+        return referenced_series_uid(path)
+    except ImagingError:
+        instances = referenced_instance_uids(path)
+        if not instances:
+            raise
+    for candidate in series:
+        for file in candidate.paths:
+            header = pydicom.dcmread(
+                file, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
+            )
+            if str(header.get("SOPInstanceUID", "")) in instances:
+                return candidate.series_uid
+    raise ImagingError(path, "none of the images this DICOM SEG segments is in this import")
+
+
 def _discover_dicom(files: list[Path], found: Discovery) -> None:
     """DICOM series (with their SEG objects) among `files`, into `found`."""
     skipped: list[tuple[Path, str]] = []
@@ -313,7 +340,7 @@ def _discover_dicom(files: list[Path], found: Discovery) -> None:
             found.notes.append((str(path), f"skipped: {reason}"))
             continue
         try:
-            uid = referenced_series_uid(path)
+            uid = _seg_series(path, series)
         except ImagingError as exc:
             found.refused.append((exc.path, exc.reason))
             continue

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from nilearn import datasets
 
@@ -90,3 +91,22 @@ def test_seg_without_its_series_is_refused_by_name(
     [(path, reason)] = report.refused
     assert path == str(alone / "segmentation.dcm") and "not in this import" in reason
     assert report.imported == []
+
+
+def test_seg_without_series_reference_pairs_by_its_source_images(
+    db: Database, settings: Settings, series_with_seg
+) -> None:  # type: ignore[no-untyped-def]
+    folder, expected = series_with_seg
+    seg_path = folder / "segmentation.dcm"
+    ds = pydicom.dcmread(seg_path)
+    del ds.ReferencedSeriesSequence  # optional in some exporters
+    ds.save_as(seg_path)
+    (source,) = discover([folder]).sources
+    assert source.label_path == seg_path
+    report = import_paths(db, _import_settings(settings), "p", [folder])
+    assert report.refused == [] and len(report.imported) == 1
+    with db.session() as s:
+        study = s.get(Study, report.imported[0])
+        assert study is not None
+        counts = {lab.value: lab.voxel_count for lab in study.segmentations[0].labels}
+    assert counts[2] == int(np.count_nonzero(expected == 2))
