@@ -69,7 +69,28 @@
       if (canvases.some((c) => contexts.has(c) && hasContent(c))) {
         pane.dataset.state = "ready";
         pane.dataset.readyAt = String(Math.round(performance.now()));
+        return;
       }
+      nudge(pane);
+    });
+  }
+
+  // A view whose data arrived while its container still had no size draws nothing until
+  // something makes it render again (seen about once in twenty loads on a busy machine,
+  // and the pane stays black for the reviewer too). After 3 s without a first frame, and
+  // then every 3 s, the view's box is narrowed by one pixel for one frame: react-vtk-js
+  // watches it with a ResizeObserver, so the view re-measures and renders twice.
+  function nudge(pane) {
+    const now = performance.now();
+    const last = Number(pane.dataset.nudgedAt || pane.dataset.mountedAt);
+    if (now - last < 3000) return;
+    pane.dataset.nudgedAt = String(Math.round(now));
+    pane.dataset.nudges = String(Number(pane.dataset.nudges || 0) + 1);
+    const box = pane.querySelector(".pane-view > div:first-child");
+    if (!box) return;
+    box.style.right = "1px";
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () { box.style.right = ""; });
     });
   }
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from portal.services import catalog, jobs
+from portal.services import catalog, jobs, viewer
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.services.store import preview_file
 from portal.web.context import portal, principal
@@ -110,6 +110,37 @@ def preview(study_id: int, name: str) -> Response:
     else:
         response = send_file(path, mimetype=PREVIEW_TYPES[name], conditional=True)
     # Previews of a study uid never change; private because they are patient images.
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@bp.get("/studies/<int:study_id>/volumes/<int:index>/image.vti")
+def volume_image(study_id: int, index: int) -> Response:
+    """Volume `index` of a 4-D study as a gzip `.vti` (made on first request, then cached)."""
+    p = portal()
+    with p.db.session() as s:
+        path = viewer.volume_preview(
+            s,
+            principal(),
+            p.settings.store_dir,
+            p.settings.preview_dir,
+            study_id,
+            index,
+            max_dim=p.settings.preview_max_dim,
+            max_voxels=p.settings.max_voxels,
+        )
+    return _gzip_file_response(path, PREVIEW_TYPES["image.vti"])
+
+
+def _gzip_file_response(path: Path, mimetype: str) -> Response:
+    """A stored `.gz` file sent as-is with Content-Encoding gzip (inflated if not accepted)."""
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = send_file(path, mimetype=mimetype, conditional=True)
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(gzip.decompress(path.read_bytes()), mimetype=mimetype)
+    response.headers["Vary"] = "Accept-Encoding"
+    # A study uid's previews never change; private because they are patient images.
     response.headers["Cache-Control"] = "private, max-age=86400"
     return response
 

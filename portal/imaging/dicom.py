@@ -16,20 +16,33 @@ handlers, with the pylibjpeg plugins where pydicom has no decoder of its own.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import logging
+import multiprocessing
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.filereader import read_file_meta_info
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGLSTransferSyntaxes,
+)
 
 from portal.imaging.dicom_frames import FrameInfo, frame_infos
 from portal.imaging.dicom_write import write_dicom_series
@@ -117,7 +130,8 @@ def _truncation(ds: Dataset, path: Path) -> str | None:
     syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
     if not ds or syntax == DeflatedExplicitVRLittleEndian:
         return None
-    last = ds.get_item(max(ds.keys()))
+    # keep_deferred: a value _read_file left in the file (defer_size) is not read here.
+    last = ds.get_item(max(ds.keys()), keep_deferred=True)
     if not isinstance(last, RawDataElement) or last.length == _UNDEFINED_LENGTH:
         return None
     missing = last.value_tell + last.length - os.path.getsize(path)
@@ -129,9 +143,28 @@ def _truncation(ds: Dataset, path: Path) -> str | None:
     )
 
 
+_NESTED_TOO_DEEPLY = "DICOM sequences are nested too deeply to read"
+# Real objects nest a few levels (enhanced multi-frame: about four). Deeper is hostile, and
+# whether pydicom itself gives up depends on the interpreter's recursion limit.
+_MAX_SEQUENCE_DEPTH = 32
+
+
+def _too_deep(ds: Dataset) -> str | None:
+    """The refusal for a header whose sequences nest beyond `_MAX_SEQUENCE_DEPTH`."""
+    stack = [(ds, 0)]
+    while stack:
+        current, depth = stack.pop()
+        for element in current:
+            if element.VR == "SQ":
+                if depth + 1 > _MAX_SEQUENCE_DEPTH:
+                    return f"{_NESTED_TOO_DEEPLY} (more than {_MAX_SEQUENCE_DEPTH} levels)"
+                stack.extend((item, depth + 1) for item in element.value)
+    return None
+
+
 def _unreadable_reason(exc: BaseException, path: Path) -> str:
     if isinstance(exc, RecursionError):
-        return "DICOM sequences are nested too deeply to read"
+        return _NESTED_TOO_DEEPLY
     return f"not a readable DICOM file ({exception_text(exc, path)})"
 
 
@@ -186,7 +219,7 @@ def find_dicom_series(
         seen.add(resolved)
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
-            broken = _truncation(ds, path)
+            broken = _truncation(ds, path) or _too_deep(ds)
         except _READ_ERRORS as exc:
             logger.info("skipping %s: not a readable DICOM file (%s)", path, type(exc).__name__)
             if unreadable is not None and not isinstance(exc, InvalidDicomError):
@@ -224,27 +257,43 @@ class _Slice:
     path: Path
     ds: Dataset
     frame: FrameInfo
+    #: The file's pixel data, when a reader process has decoded it already.
+    decoded: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def position_lps(self) -> np.ndarray:
         return self.frame.position_lps
 
 
-def _read_slices(series: DicomSeries) -> list[_Slice]:
-    slices: list[_Slice] = []
-    for path in series.paths:
-        try:
+def _read_file(path: Path, series_uid: str) -> list[_Slice]:
+    """The frames of one file of the series; the pixel data is left in the file.
+
+    pydicom reads a deferred value (defer_size) from the file when it is first asked
+    for; plain uncompressed frames are read from it straight into the volume (see
+    :func:`_read_native`), without a bytes object per file.
+    """
+    try:
+        ds = pydicom.dcmread(path, force=False, defer_size=_DEFER_BYTES)
+        if _transfer_syntax(ds) == DeflatedExplicitVRLittleEndian:
+            # Offsets in an inflated stream are not file offsets: read it all now.
             ds = pydicom.dcmread(path, force=False)
-            broken = _truncation(ds, path)
-        except _READ_ERRORS as exc:
-            raise ImagingError(path, _unreadable_reason(exc, path)) from exc
-        if broken is not None:
-            raise ImagingError(path, broken)
-        if str(ds.get("SeriesInstanceUID", "")) != series.series_uid:
-            raise ImagingError(path, "file does not belong to the series being read")
-        if "PixelData" not in ds:
-            raise ImagingError(path, "no pixel data")
-        slices.extend(_Slice(path, ds, frame) for frame in frame_infos(ds, path))
+        broken = _truncation(ds, path)
+    except _READ_ERRORS as exc:
+        raise ImagingError(path, _unreadable_reason(exc, path)) from exc
+    if broken is not None:
+        raise ImagingError(path, broken)
+    if str(ds.get("SeriesInstanceUID", "")) != series_uid:
+        raise ImagingError(path, "file does not belong to the series being read")
+    if "PixelData" not in ds:
+        raise ImagingError(path, "no pixel data")
+    return [_Slice(path, ds, frame) for frame in frame_infos(ds, path)]
+
+
+def _read_slices(series: DicomSeries) -> list[_Slice]:
+    per_file = _read_in_processes(series)
+    if per_file is None:
+        per_file = [_read_file(path, series.series_uid) for path in series.paths]
+    slices = [s for frames in per_file for s in frames]
     if not slices:
         raise ImagingError(series.series_uid, "series has no files")
     return slices
@@ -326,9 +375,18 @@ def _pixels(s: _Slice) -> np.ndarray:
     except (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError) as exc:
         syntax = s.ds.file_meta.get("TransferSyntaxUID")
         name = getattr(syntax, "name", "") or "unknown transfer syntax"
-        raise ImagingError(s.path, f"cannot decode pixel data ({name}, {syntax}): {exc}") from exc
+        raise ImagingError(
+            s.path, f"cannot decode pixel data ({name}, {syntax}): {exception_text(exc, s.path)}"
+        ) from exc
     if s.frame.index is not None and int(s.ds.get("NumberOfFrames", 1) or 1) > 1:
         stored = stored[s.frame.index]
+    if _is_palette(s.ds):
+        try:
+            stored = apply_color_lut(stored, s.ds)
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise ImagingError(
+                s.path, f"unreadable palette colour lookup table ({exception_text(exc, s.path)})"
+            ) from exc
     if _is_colour(s.ds):
         return _rgb_u8(s, stored)
     if stored.ndim != 2:
@@ -339,8 +397,21 @@ def _pixels(s: _Slice) -> np.ndarray:
     return np.asarray(apply_modality_lut(stored, s.ds))
 
 
+def _is_palette(ds: Dataset) -> bool:
+    return str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR"
+
+
+def _palette_max(ds: Dataset) -> int:
+    """Largest value in the palette colour lookup table of `ds`."""
+    entries, first, _bits = (int(v) for v in ds.RedPaletteColorLookupTableDescriptor)
+    entries = entries or 65536  # 0 means 2**16 entries
+    table = apply_color_lut(np.arange(first, first + entries), ds)
+    return int(table.max())
+
+
 def _is_colour(ds: Dataset) -> bool:
-    return int(ds.get("SamplesPerPixel", 1) or 1) == 3
+    """RGB or YBR samples, or palette indices that a colour lookup table turns into RGB."""
+    return int(ds.get("SamplesPerPixel", 1) or 1) == 3 or _is_palette(ds)
 
 
 def _rgb_u8(s: _Slice, stored: np.ndarray) -> np.ndarray:
@@ -354,6 +425,10 @@ def _rgb_u8(s: _Slice, stored: np.ndarray) -> np.ndarray:
         raise ImagingError(s.path, f"expected one RGB frame, got an array of {stored.shape}")
     if stored.dtype == np.uint8:
         return stored
+    if _is_palette(s.ds):
+        # 16-bit palette entries; some writers put 8-bit values in them (as GDCM also
+        # assumes when no entry of the whole table exceeds 255).
+        return (stored if _palette_max(s.ds) <= 255 else stored >> 8).astype(np.uint8)
     bits = int(s.ds.get("BitsStored") or stored.dtype.itemsize * 8)
     scale = 255.0 / float(2**bits - 1)
     return np.rint(np.clip(stored, 0, 2**bits - 1) * scale).astype(np.uint8)
@@ -372,6 +447,334 @@ def _smallest_dtype(values: np.ndarray) -> np.ndarray:
         if info.min <= low and high <= info.max:
             return values.astype(dtype)
     return values.astype(np.float32)
+
+
+# Compressed series of at least this many files are read and decoded in worker
+# processes on a machine with more than one core: pydicom's decoder plugins hold the
+# GIL, so threads cannot run them side by side (measured: 2 threads decode JPEG-LS or
+# JPEG 2000 no faster than 1). Uncompressed series are read here: sending the parsed
+# headers back costs about what parsing them does (measured on 300 CT slices).
+_PROCESS_READ_MIN_FILES = 8
+# At most this many reader processes or threads.
+_MAX_WORKERS = 4
+# Modules the reader processes' server imports once, before it forks them. "__main__"
+# too: multiprocessing imports the main script in every new process, unless it was
+# forked from one that already has it.
+_READER_PRELOAD = ("__main__", __name__, "openjpeg", "libjpeg", "jpeg_ls", "rle")
+_PIXEL_DATA = 0x7FE00010
+# Values longer than this (pixel data) stay in the file until asked for.
+_DEFER_BYTES = 64 * 1024
+# Uncompressed transfer syntaxes whose pixel bytes are little-endian as stored.
+_NATIVE_LITTLE_ENDIAN = frozenset(
+    {ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian}
+)
+# What pydicom and its decoder plugins raise for pixel data they cannot decode.
+_DECODE_ERRORS = (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError)
+
+
+def _worker_count(n_tasks: int) -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(_MAX_WORKERS, cpus, n_tasks))
+
+
+def _chunks(n_items: int, n_parts: int) -> list[range]:
+    step = max(1, -(-n_items // n_parts))
+    return [range(start, min(n_items, start + step)) for start in range(0, n_items, step)]
+
+
+def _transfer_syntax(ds: Dataset) -> UID | None:
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    return UID(str(syntax)) if syntax else None
+
+
+def _is_compressed(syntax: UID | None) -> bool:
+    try:
+        return syntax is not None and syntax.is_compressed
+    except ValueError:  # not a transfer syntax pydicom knows
+        return False
+
+
+def _native_layout(ds: Dataset) -> tuple[np.dtype, int] | None:
+    """(stored dtype, unused high bits) of a plain uncompressed frame, else None.
+
+    Plain: little-endian, one frame, one sample, 8/16/32 bits allocated, pixel data
+    at least as long as declared. Everything else (multi-frame, colour, 1-bit,
+    big-endian, short pixel data) is left to pydicom's decoder.
+    """
+    if _transfer_syntax(ds) not in _NATIVE_LITTLE_ENDIAN:
+        return None
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        allocated, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+        representation = int(ds.PixelRepresentation)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    plain = samples == 1 and n_frames == 1 and representation in (0, 1) and rows * cols > 0
+    if not plain or allocated not in (8, 16, 32) or not 1 <= stored <= allocated:
+        return None
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if isinstance(element, RawDataElement):
+        length = element.length if element.value is None else len(element.value)
+    elif element is not None and isinstance(element.value, bytes):
+        length = len(element.value)
+    else:
+        return None
+    if length == _UNDEFINED_LENGTH or length < rows * cols * allocated // 8:
+        return None
+    return np.dtype(f"<{'iu'[representation == 0]}{allocated // 8}"), allocated - stored
+
+
+def _read_native(s: _Slice, unused_bits: int, out: np.ndarray) -> None:
+    """The stored values of a plain frame (see :func:`_native_layout`) into ``out``.
+
+    The same values as ``ds.pixel_array`` (the bits above BitsStored cleared, or set
+    to the sign bit for signed data) without pydicom's decoder, whose set-up costs more
+    than the conversion itself for a 512x512 slice. Pixel data a reader process left
+    in the file is read straight into ``out``.
+    """
+    element = s.ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    if isinstance(element, RawDataElement) and element.value is None:
+        with s.path.open("rb") as fh:
+            fh.seek(element.value_tell)
+            n_read = fh.readinto(memoryview(out).cast("B"))
+        if n_read != out.nbytes:
+            raise ImagingError(s.path, "file is truncated (it changed while being read)")
+    else:
+        out[...] = np.frombuffer(s.ds.PixelData, out.dtype, count=out.size).reshape(out.shape)
+    if unused_bits:
+        # As pydicom: shift the unused high bits out and back (arithmetic for signed).
+        np.left_shift(out, unused_bits, out=out)
+        np.right_shift(out, unused_bits, out=out)
+
+
+def _decoding_plugin(ds: Dataset) -> str:
+    """The pydicom plugin to decode ``ds`` with, or "" to let pydicom choose.
+
+    For JPEG-LS pydicom tries pylibjpeg (libjpeg) first: ~20 ms for a 512x512 CT
+    slice, where CharLS (pyjpegls, installed with highdicom) takes ~5 ms.
+    """
+    syntax = _transfer_syntax(ds)
+    if syntax not in JPEGLSTransferSyntaxes:
+        return ""
+    try:
+        available = get_decoder(syntax).available_plugins
+    except NotImplementedError:
+        return ""
+    return "pyjpegls" if "pyjpegls" in available else ""
+
+
+def _decode_file(path: Path, ds: Dataset) -> np.ndarray:
+    """All frames of one file as pydicom decodes them (stored values, no modality LUT)."""
+    try:
+        # pixel_array(ds), not ds.pixel_array: nothing cached on (and pickled with) ds.
+        return pixel_array(ds, decoding_plugin=_decoding_plugin(ds))
+    except _DECODE_ERRORS as exc:
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+        name = getattr(syntax, "name", "") or "unknown transfer syntax"
+        raise ImagingError(path, f"cannot decode pixel data ({name}, {syntax}): {exc}") from exc
+
+
+def _read_and_decode(path: Path, series_uid: str) -> list[_Slice]:
+    """:func:`_read_file` in a reader process, with compressed frames decoded there too.
+
+    A decoding error is not raised here: the frames go back undecoded and the caller
+    meets the error again when it stacks them, after the geometry checks, as it would
+    reading in one process.
+    """
+    if gc.get_freeze_count() == 0:
+        # This process was forked with every object of the server; were the collector to
+        # walk them, it would write to (and so copy) every inherited page.
+        gc.freeze()
+    slices = _read_file(path, series_uid)
+    ds = slices[0].ds if slices else None
+    if ds is not None and _is_compressed(_transfer_syntax(ds)):
+        try:
+            decoded = _decode_file(path, ds)
+        except ImagingError:
+            return slices
+        slices = [replace(s, decoded=decoded) for s in slices]
+    return slices
+
+
+def _read_in_processes(series: DicomSeries) -> list[list[_Slice]] | None:
+    """:func:`_read_and_decode` of every file, in worker processes; None if not worth it.
+
+    The processes are forked from a server that has imported pydicom and the decoders
+    (a forkserver, not a plain fork: the importing process runs threads, the job
+    queue's, and forking a threaded process can deadlock). The server starts once per
+    process (~1 s, the imports); each read then forks its workers in milliseconds.
+    """
+    paths = series.paths
+    workers = _worker_count(len(paths))
+    if workers < 2 or len(paths) < _PROCESS_READ_MIN_FILES:
+        return None
+    if multiprocessing.current_process().daemon:
+        return None  # daemonic processes may not start children
+    try:
+        first = read_file_meta_info(paths[0]).get("TransferSyntaxUID")
+    except _READ_ERRORS:
+        return None  # reading it again in this process reports what is wrong
+    if not _is_compressed(UID(str(first)) if first else None):
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(_READER_PRELOAD))
+    processes = ProcessPoolExecutor(workers, mp_context=context)
+    try:
+        try:
+            # Small chunks: one slow file at the end keeps only one process busy.
+            results = processes.map(
+                _read_and_decode, paths, itertools.repeat(series.series_uid), chunksize=2
+            )
+        except OSError as exc:  # no processes to be had (out of PIDs or memory)
+            logger.info("reading %d DICOM files in this process: %s", len(paths), exc)
+            return None
+        return list(results)  # the first file, in path order, that fails is reported
+    except BrokenProcessPool as exc:
+        raise ImagingError(
+            paths[0], "a reader process died (out of memory, or a pixel decoder crashed)"
+        ) from exc
+    finally:
+        processes.shutdown(wait=True, cancel_futures=True)
+
+
+def _integer_rescale(s: _Slice) -> tuple[int, int] | None:
+    """Whole-number (slope, intercept) of the frame's modality rescale, (1, 0) for none.
+
+    None for what needs the general path: a Modality LUT Sequence, a fractional or
+    unreadable slope or intercept. Mirrors :func:`pydicom.pixels.apply_modality_lut`.
+    """
+    if s.frame.rescale is not None:
+        slope, intercept = s.frame.rescale
+    elif s.ds.get("ModalityLUTSequence"):
+        return None
+    elif "RescaleSlope" in s.ds and "RescaleIntercept" in s.ds:
+        try:
+            slope, intercept = float(s.ds.RescaleSlope), float(s.ds.RescaleIntercept)
+        except (TypeError, ValueError):
+            return None
+    else:
+        return 1, 0
+    if not (float(slope).is_integer() and float(intercept).is_integer()):
+        return None
+    return int(slope), int(intercept)
+
+
+def _fits(dtype: type[np.integer], low: int, high: int) -> bool:
+    info = np.iinfo(dtype)
+    return info.min <= low and high <= info.max
+
+
+def _stored_frames(
+    slices: Sequence[_Slice], rows: int, cols: int, threads: ThreadPoolExecutor, parts: int
+) -> tuple[list[np.ndarray], np.ndarray | None] | None:
+    """The stored values of every frame in ``slices`` order, and the array holding them
+    all when there is one; None if they are not all 2-D integers of the declared size.
+
+    Plain uncompressed frames of one stored dtype go into one ``(k, rows, cols)`` array,
+    read in ``parts`` threads (file reads, shifts and copies run without the GIL);
+    others are decoded by pydicom, or were by the reader processes.
+    """
+    layouts = [_native_layout(s.ds) for s in slices]
+    first = layouts[0]
+    if first is not None and all(layout == first for layout in layouts):
+        stored = np.empty((len(slices), rows, cols), dtype=first[0])
+
+        def read(chunk: range) -> None:
+            for k in chunk:
+                _read_native(slices[k], first[1], stored[k])
+
+        list(threads.map(read, _chunks(len(slices), parts)))
+        return list(stored), stored
+    decoded: dict[int, np.ndarray] = {}
+    frames = []
+    for s in slices:
+        if id(s.ds) not in decoded:
+            decoded[id(s.ds)] = s.decoded if s.decoded is not None else _decode_file(s.path, s.ds)
+        array = decoded[id(s.ds)]
+        if s.frame.index is not None and int(s.ds.get("NumberOfFrames", 1) or 1) > 1:
+            array = array[s.frame.index]
+        if array.shape != (rows, cols) or array.dtype.kind not in "iu":
+            return None
+        frames.append(array)
+    return frames, None
+
+
+def _stack_integer(
+    slices: Sequence[_Slice], rescales: Sequence[tuple[int, int]], rows: int, cols: int
+) -> np.ndarray | None:
+    """Frames rescaled in integer arithmetic straight into one int16/int32 array.
+
+    The dtype is :func:`_smallest_dtype`'s, chosen from each frame's stored minimum and
+    maximum before anything is written, so no float64 copy of the series is made; when
+    the stored values fit it as they are (12-bit CT into int16), the rescale is done in
+    place. Returns None (general path) for frames that are not 2-D integers of the
+    declared size, and for values beyond int32.
+    """
+    n, workers = len(slices), _worker_count(len(slices))
+    if rows * cols == 0:
+        return None  # pydicom's decoder says what is wrong with the file
+    with ThreadPoolExecutor(workers) as threads:
+        found = _stored_frames(slices, rows, cols, threads, workers)
+        if found is None:
+            return None
+        frames, stored = found
+        parts = _chunks(n, workers)
+        per_part = threads.map(lambda part: [_extremes(frames[k]) for k in part], parts)
+        extremes = [e for part in per_part for e in part]
+        pairs = list(zip(extremes, rescales, strict=True))
+        if any(abs(a) * max(-lo, hi) >= 2**62 or abs(b) >= 2**62 for (lo, hi), (a, b) in pairs):
+            return None  # int64 arithmetic could overflow (and nothing that big is int32)
+        ends = [(lo * a + b, hi * a + b) for (lo, hi), (a, b) in pairs]
+        low, high = min(min(e) for e in ends), max(max(e) for e in ends)
+        fits = [t for t in (np.int16, np.int32) if _fits(t, low, high)]
+        if not fits:
+            return None
+        kind = fits[0]
+        # Slope 1 with stored values and intercept that fit the result: a copy (or
+        # nothing, in place) and one addition, exact without widening.
+        simple = [a == 1 and _fits(kind, *ext) and _fits(kind, b, b) for ext, (a, b) in pairs]
+        same_size = stored is not None and stored.itemsize == np.dtype(kind).itemsize
+        # (k, rows, cols) in memory is (i, j, k) in Fortran order: the transpose is free.
+        if stored is not None and same_size and all(simple):
+            in_place, out = True, stored.view(kind)
+        else:
+            in_place, out = False, np.empty((n, rows, cols), kind)
+
+        def rescale(chunk: range) -> None:
+            for k in chunk:
+                slope, intercept = rescales[k]
+                if simple[k]:
+                    if not in_place:
+                        np.copyto(out[k], frames[k], casting="unsafe")  # exact: values fit
+                    if intercept:
+                        np.add(out[k], intercept, out=out[k])
+                else:
+                    wide = frames[k].astype(np.int64) * slope + intercept
+                    np.copyto(out[k], wide, casting="unsafe")  # exact: the results fit
+
+        list(threads.map(rescale, parts))
+    return out.transpose(2, 1, 0)
+
+
+def _extremes(frame: np.ndarray) -> tuple[int, int]:
+    return int(frame.min()), int(frame.max())
+
+
+def _stack_monochrome(slices: Sequence[_Slice], rows: int, cols: int) -> np.ndarray:
+    """The rescaled frames as ``(i, j, k)``: int16/int32 when whole numbers fit, else float32."""
+    rescales = [_integer_rescale(s) for s in slices]
+    if all(r is not None for r in rescales):
+        data = _stack_integer(slices, cast(list[tuple[int, int]], rescales), rows, cols)
+        if data is not None:
+            return data
+    # Stored frames are (rows, columns) = (j, i); stack along k then swap.
+    stacked = np.stack([_pixels(s) for s in slices], axis=-1)
+    return _smallest_dtype(np.ascontiguousarray(stacked.transpose(1, 0, 2)))
 
 
 def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
@@ -445,9 +848,7 @@ def read_dicom_series(series: DicomSeries, *, max_voxels: int = DEFAULT_MAX_VOXE
             str(first.get("SeriesDescription", "")) or series.description,
             tuple(notes),
         )
-    # Stored frames are (rows, columns) = (j, i); stack along k then swap.
-    stacked = np.stack([_pixels(s) for s in slices], axis=-1)
-    data = _smallest_dtype(np.ascontiguousarray(stacked.transpose(1, 0, 2)))
+    data = _stack_monochrome(slices, rows, cols)
     if str(first.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         # Widen first: max + min - value can overflow int16.
         wide = data.astype(np.float64 if data.dtype.kind == "f" else np.int64)

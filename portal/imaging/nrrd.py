@@ -297,7 +297,9 @@ def read_nrrd(
     ------
     ImagingError
         If the file is missing, not NRRD, truncated, too large, or its
-        geometry is unsupported or degenerate.
+        geometry is unsupported or degenerate; if its detached data file is
+        missing or outside its folder; if its compressed data inflates to more
+        than the header declares (checked while inflating, chunk by chunk).
 
     Examples
     --------

@@ -38,7 +38,7 @@ from portal.imaging.errors import ImagingError
 from portal.imaging.label_tables import find_label_table
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.mgh import read_mgh
-from portal.imaging.nifti import read_label_nifti, read_nifti
+from portal.imaging.nifti import nifti_volume_count, read_label_nifti, read_nifti
 from portal.imaging.nrrd import read_nrrd, read_seg_nrrd
 from portal.imaging.preview import (
     build_preview,
@@ -330,10 +330,12 @@ def _seg_series(path: Path, series: list[DicomSeries]) -> str:
 def _discover_dicom(files: list[Path], found: Discovery) -> None:
     """DICOM series (with their SEG objects) among `files`, into `found`."""
     skipped: list[tuple[Path, str]] = []
-    series = find_dicom_series(files, skipped=skipped)
+    unreadable: list[tuple[Path, str]] = []
+    series = find_dicom_series(files, skipped=skipped, unreadable=unreadable)
+    found.refused += [(str(path), reason) for path, reason in unreadable]
     in_series = {p.resolve() for s in series for p in s.paths}
     segs_by_series: dict[str, Path] = {}
-    noted: set[Path] = set()
+    noted: set[Path] = {path.resolve() for path, _ in unreadable}
     for path, reason in skipped:
         noted.add(path.resolve())
         if not is_dicom_seg(path):
@@ -586,6 +588,11 @@ def import_study(
     table = _full_table(label_map.table if label_map else [], counts, source.label_names)
     previews, window = _preview_files(volume, labels, table, settings.preview_max_dim)
     notes = [*volume.notes, *(label_map.notes if label_map else [])]
+    volume_count = nifti_volume_count(source.image_paths[0]) if source.kind == "nifti" else 1
+    if volume_count > 1:
+        notes.append(
+            f"4-D: {volume_count} volumes; the first is shown, the others one by one in the pane"
+        )
     value_min, value_max = _value_range(volume)
     where = str(source.image_paths[0])
 
@@ -613,6 +620,7 @@ def import_study(
                 dtype="rgb24" if volume.is_rgb else volume.dtype,
                 source_hash=source_hash,
                 segmentation_count=1 if labels is not None else 0,
+                volume_count=volume_count,
                 value_min=value_min,
                 value_max=value_max,
                 window_level=(window.low + window.high) / 2,

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from portal.imaging.nifti import read_nifti
+from portal.imaging.preview import build_preview
+from portal.imaging.vti import vti_bytes
+from portal.imaging.windowing import Window
 from portal.services.auth import Principal
 from portal.services.catalog import get_study, study_detail
+from portal.services.errors import NotFound
 from portal.services.store import preview_file
 
 
@@ -38,3 +46,54 @@ def label_surfaces(
         return []
     surfaces: list[dict[str, Any]] = json.loads(path.read_text())
     return surfaces
+
+
+def volume_preview(
+    session: Session,
+    principal: Principal,
+    store_dir: Path,
+    preview_dir: Path,
+    study_id: int,
+    index: int,
+    *,
+    max_dim: int,
+    max_voxels: int,
+) -> Path:
+    """The gzip `.vti` preview of 3-D volume `index` of a 4-D study, made on first use.
+
+    Volume 0 is the preview made at import. Others are read from the original file in
+    the store the first time a reviewer asks for them, windowed like volume 0 (so a time
+    series keeps its brightness from frame to frame) on exactly the same grid, and kept
+    beside the study's other previews.
+
+    Raises
+    ------
+    NotFound
+        If the study is not visible to `principal`, or has no volume `index`.
+    """
+    study = get_study(session, principal, study_id)
+    if not 0 <= index < study.volume_count:
+        raise NotFound(f"study {study_id} has no volume {index}")
+    if index == 0:
+        return preview_file(preview_dir, study.uid, "image.vti.gz")
+    target = preview_dir / study.uid / "volumes" / f"{index}.vti.gz"
+    if target.exists():
+        return target
+    if study.volumes[0].format != "nifti":  # only NIfTI sources are stored as 4-D
+        raise NotFound(f"study {study_id} has no volume {index}")
+    source = study.volumes[0].files[0]
+    volume = read_nifti(store_dir / source, volume_index=index, max_voxels=max_voxels)
+    window = None
+    if study.window_level is not None and study.window_width is not None:
+        window = Window.from_level_width(study.window_level, study.window_width)
+    preview = build_preview(volume, max_dim=max_dim, window=window)
+    payload = gzip.compress(
+        vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm), 6, mtime=0
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: two workers asked at once both write whole files, one wins.
+    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as out:
+        out.write(payload)
+    os.replace(temporary, target)
+    return target

@@ -43,6 +43,9 @@ class Pane(enum.StrEnum):
     SAVE = "pane-save"
     MESSAGE = "pane-message"
     BADGE = "pane-badge"
+    IMAGE_READER = "pane-image-reader"
+    VOLUME = "pane-volume"
+    VOLUME_TEXT = "pane-volume-text"
 
 
 def pane_id(kind: Pane, study_id: int) -> dict[str, object]:

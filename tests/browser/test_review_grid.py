@@ -68,7 +68,7 @@ def _wait_all_ready(driver, count: int, timeout: float = 180) -> None:  # type: 
         states = driver.execute_script(
             "return Array.from(document.querySelectorAll('.pane[data-study-id]'))"
             ".map(p => p.dataset.studyId + ':' + p.dataset.state + ':' "
-            "+ p.querySelectorAll('canvas').length)"
+            "+ p.querySelectorAll('canvas').length + ':nudges=' + (p.dataset.nudges || 0))"
         )
         console = [e["message"][:300] for e in driver.get_log("browser")][-20:]
         (ARTIFACTS / "stuck-panes.txt").write_text("\n".join([str(states), *console]))

@@ -36,6 +36,19 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     app.clientside_callback(
+        """function(t, maxT, id) {
+            const base = '/api/v1/studies/' + id.study;
+            const url = t ? base + '/volumes/' + t + '/image.vti' : base + '/preview/image.vti';
+            return [url, 'vol ' + (t + 1) + '/' + (maxT + 1)];
+        }""",
+        Output(_match(Pane.IMAGE_READER), "url"),
+        Output(_match(Pane.VOLUME_TEXT), "children"),
+        Input(_match(Pane.VOLUME), "value"),
+        State(_match(Pane.VOLUME), "max"),
+        State(_match(Pane.VOLUME), "id"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
         """function(k) { return k; }""",
         Output(_match(Pane.LABEL_SLICE), "kSlice"),
         Input(_match(Pane.SLIDER), "value"),
@@ -52,10 +65,13 @@ def register(app: Dash) -> None:
         Output(_match(Pane.ROOT), "className"),
         Input(_match(Pane.MODE), "value"),
         State(_match(Pane.SLIDER), "value"),
+        State(_match(Pane.VOLUME), "value"),
         State(_match(Pane.MODE), "id"),
         prevent_initial_call=True,
     )
-    def switch_mode(mode: str, k_slice: int, mode_id: dict[str, Any]) -> tuple[Any, ...]:
+    def switch_mode(
+        mode: str, k_slice: int, volume_index: int | None, mode_id: dict[str, Any]
+    ) -> tuple[Any, ...]:
         study_id = int(mode_id["study"])
         p = portal()
         with p.db.session() as s:
@@ -69,7 +85,7 @@ def register(app: Dash) -> None:
         has_labels = bool(meta.get("labels"))
         if mode == "3d":
             camera = CORONAL_3D_CAMERA
-            children = volume_children(study_id, surfaces)
+            children = volume_children(study_id, surfaces, int(volume_index or 0))
             return (
                 children,
                 camera["cameraPosition"],
@@ -81,7 +97,9 @@ def register(app: Dash) -> None:
             )
         camera = AXIAL_CAMERA
         return (
-            slice_children(study_id, int(k_slice or 0), has_labels),
+            slice_children(
+                study_id, int(k_slice or 0), has_labels, volume_index=int(volume_index or 0)
+            ),
             camera["cameraPosition"],
             camera["cameraViewUp"],
             True,

@@ -52,8 +52,15 @@ def preview_url(study_id: int, name: str) -> str:
     return f"/api/v1/studies/{study_id}/preview/{name}"
 
 
+def image_url(study_id: int, volume_index: int = 0) -> str:
+    """The image preview; for a 4-D study, that of 3-D volume `volume_index`."""
+    if volume_index:
+        return f"/api/v1/studies/{study_id}/volumes/{volume_index}/image.vti"
+    return preview_url(study_id, "image.vti")
+
+
 def slice_children(
-    study_id: int, k_slice: int, has_labels: bool, visible: bool = True
+    study_id: int, k_slice: int, has_labels: bool, visible: bool = True, volume_index: int = 0
 ) -> list[Any]:
     """The 2D representations: grey image slice plus the RGBA label slice on top."""
     children: list[Any] = [
@@ -64,7 +71,10 @@ def slice_children(
             property={"colorWindow": 255, "colorLevel": 127.5},
             actor={"visibility": visible},
             children=dash_vtk.Reader(
-                vtkClass="vtkXMLImageDataReader", url=preview_url(study_id, "image.vti")
+                id=pane_id(Pane.IMAGE_READER, study_id),
+                vtkClass="vtkXMLImageDataReader",
+                url=image_url(study_id, volume_index),
+                resetCameraOnUpdate=False,
             ),
         )
     ]
@@ -84,7 +94,9 @@ def slice_children(
     return children
 
 
-def volume_children(study_id: int, surfaces: list[dict[str, Any]]) -> list[Any]:
+def volume_children(
+    study_id: int, surfaces: list[dict[str, Any]], volume_index: int = 0
+) -> list[Any]:
     """The 3D representations: grey volume rendering plus one surface per label."""
     children: list[Any] = [
         # Only the brighter part of the image is rendered, as faint context: a full-range
@@ -94,7 +106,7 @@ def volume_children(study_id: int, surfaces: list[dict[str, Any]]) -> list[Any]:
             colorMapPreset="Grayscale",
             colorDataRange=[140, 255],
             children=dash_vtk.Reader(
-                vtkClass="vtkXMLImageDataReader", url=preview_url(study_id, "image.vti")
+                vtkClass="vtkXMLImageDataReader", url=image_url(study_id, volume_index)
             ),
         )
     ]
@@ -190,6 +202,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                         inline=True,
                         className="mode-toggle",
                     ),
+                    *_volume_control(study_id, int(detail.get("volume_count") or 1)),
                     html.Div(
                         dcc.Slider(
                             id=pane_id(Pane.SLIDER, study_id),
@@ -232,6 +245,33 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
             ),
         ],
     )
+
+
+def _volume_control(study_id: int, count: int) -> list[Any]:
+    """For a 4-D study: which 3-D volume (time point, diffusion direction) is shown.
+
+    Rendered (hidden) for 3-D studies too, so the pane callbacks read it for every pane.
+    """
+    return [
+        html.Div(
+            className="volume-control" if count > 1 else "volume-control hidden",
+            title="3-D volume of this 4-D series",
+            children=[
+                html.Span(f"vol 1/{count}", id=pane_id(Pane.VOLUME_TEXT, study_id)),
+                dcc.Slider(
+                    id=pane_id(Pane.VOLUME, study_id),
+                    min=0,
+                    max=max(count - 1, 0),
+                    step=1,
+                    value=0,
+                    marks=None,
+                    # Each new volume is a fetch (and, the first time, a read on the
+                    # server): only on release, not for every position dragged over.
+                    updatemode="mouseup",
+                ),
+            ],
+        )
+    ]
 
 
 def _notes_marker(notes: list[str]) -> list[html.Span]:
