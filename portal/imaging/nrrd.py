@@ -29,7 +29,7 @@ from portal.imaging.labels import Label, default_label_table
 from portal.imaging.nifti import DEFAULT_MAX_VOXELS, MAX_LABEL_VALUE
 from portal.imaging.volume import LPS_TO_RAS, Volume
 
-__all__ = ["nrrd_stem", "read_nrrd", "read_seg_nrrd"]
+__all__ = ["nrrd_data_file", "nrrd_stem", "read_nrrd", "read_seg_nrrd"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,19 @@ def _data_file(path: Path, header: Mapping[str, Any]) -> Path | None:
     if not target.is_file():
         raise ImagingError(path, f"data file {name!r} named in the header does not exist")
     return target
+
+
+def nrrd_data_file(path: str | os.PathLike[str]) -> Path | None:
+    """The detached data file of a NRRD header (``.nhdr``), or None for attached data.
+
+    Raises
+    ------
+    ImagingError
+        If the header cannot be read, or names a data file that is missing, outside
+        the header's folder, or a multi-file list.
+    """
+    path = Path(path)
+    return _data_file(path, _read_header(path))
 
 
 def _check_inflated_size(path: Path, header: Mapping[str, Any], dtype: np.dtype) -> None:

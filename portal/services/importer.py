@@ -39,7 +39,7 @@ from portal.imaging.label_tables import find_label_table
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.mgh import read_mgh
 from portal.imaging.nifti import nifti_volume_count, read_label_nifti, read_nifti
-from portal.imaging.nrrd import read_nrrd, read_seg_nrrd
+from portal.imaging.nrrd import nrrd_data_file, read_nrrd, read_seg_nrrd
 from portal.imaging.preview import (
     build_preview,
     label_surfaces,
@@ -127,7 +127,7 @@ class StudySource:
 VOLUME_SUFFIXES = {
     "nifti": (".nii.gz", ".nii"),
     "mgh": (".mgz", ".mgh"),
-    "nrrd": (".nrrd",),
+    "nrrd": (".nrrd", ".nhdr"),
 }
 SEG_NRRD = ".seg.nrrd"
 LABEL_SUFFIXES = (
@@ -285,21 +285,35 @@ def discover(paths: Iterable[Path], *, archives_expanded: bool = False) -> Disco
         elif kind == "seg":
             label_files.add(f)
             refused.append((str(f), "a segmentation needs its image beside it, named the same"))
-    found.sources += [
-        StudySource(
-            name=volume_stem(f),
-            image_paths=(f,),
-            kind=kind,
-            label_path=labels_by_image.get(f),
-            lineage=_lineage(kind, f, roots.get(f)),
+    data_files: set[Path] = set()
+    for f, kind in volumes.items():
+        if f in label_files:
+            continue
+        image_paths: tuple[Path, ...] = (f,)
+        if kind == "nrrd":
+            try:
+                detached = nrrd_data_file(f)
+            except ImagingError as exc:
+                refused.append((exc.path, exc.reason))
+                continue
+            if detached is not None:  # `.nhdr` + its data: one study, both files stored
+                image_paths = (f, detached)
+                data_files.add(detached.resolve())
+        found.sources.append(
+            StudySource(
+                name=volume_stem(f),
+                image_paths=image_paths,
+                kind=kind,
+                label_path=labels_by_image.get(f),
+                lineage=_lineage(kind, f, roots.get(f)),
+            )
         )
-        for f, kind in volumes.items()
-        if f not in label_files
-    ]
     zips = {f for f in files if f.suffix.lower() == ".zip"}
     if not archives_expanded:
         refused += [(str(f), ARCHIVE_NOT_HERE) for f in sorted(zips)]
-    others = [f for f in files if f not in volumes and f not in zips]
+    others = [
+        f for f in files if f not in volumes and f not in zips and f.resolve() not in data_files
+    ]
     if others:
         _discover_dicom(others, found)
     return found

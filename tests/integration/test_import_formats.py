@@ -82,3 +82,37 @@ def _mni_2mm(tmp_path: Path) -> Path:
     path = tmp_path / "mni2.nii.gz"
     nib.save(load_mni152_template(resolution=2), path)
     return path
+
+
+def test_detached_nrrd_header_imports_with_its_data_file(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """`case.nhdr` + `case.raw.gz`: one study, both files stored, the data file not refused."""
+    import nrrd
+
+    ref = nib.load(_mni_2mm(tmp_path))
+    data = np.asanyarray(ref.dataobj)[10:70, 10:80, 10:60].astype(np.int16)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    world = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ref.affine  # NRRD in LPS
+    nrrd.write(
+        str(folder / "case.nhdr"),
+        data,
+        {
+            "space": "left-posterior-superior",
+            "space directions": world[:3, :3].T,
+            "space origin": world[:3, 3],
+            "encoding": "gzip",
+        },
+        detached_header=True,
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["case.nhdr", "case.raw.gz"]
+    report = import_paths(db, _import_settings(settings), "p", [folder])
+    assert report.refused == [] and len(report.imported) == 1
+    with db.session() as s:
+        study = s.get(Study, report.imported[0])
+        assert study is not None
+        assert study.shape == data.shape
+        np.testing.assert_allclose(study.affine_ras, ref.affine, atol=1e-4)
+        assert len(study.volumes[0].files) == 2
+        assert study.value_max == float(data.max())
