@@ -10,7 +10,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pydicom
-from pydicom.data import get_testdata_file
 from sqlalchemy import select
 
 from portal.config import Settings
@@ -21,14 +20,9 @@ from portal.services.auth import Principal
 from portal.services.catalog import StudyQuery, get_study, list_studies, study_detail
 from portal.services.importer import import_paths
 from tests.integration.test_importer import _case, _files, _import_settings
+from tests.support.dicom_data import testdata as _testdata
 
 ADMIN = Principal(user_id=0, username="admin", role=Role.ADMIN)
-
-
-def _testdata(name: str) -> Path:
-    found = get_testdata_file(name, download=False)
-    assert found is not None, name
-    return Path(str(found))
 
 
 def test_changed_file_is_a_new_version_not_an_overwrite(

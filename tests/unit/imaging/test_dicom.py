@@ -7,7 +7,6 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 
@@ -20,12 +19,7 @@ from portal.imaging.dicom import (
 from portal.imaging.errors import ImagingError
 from portal.imaging.nifti import read_label_nifti, read_nifti
 from portal.imaging.volume import Volume, check_same_grid, to_closest_canonical
-
-
-def _testdata(name: str) -> Path:
-    found = get_testdata_file(name, download=False)
-    assert found is not None, name
-    return Path(str(found))
+from tests.support.dicom_data import testdata as _testdata
 
 
 def _write(volume: Volume, folder: Path, **kwargs) -> DicomSeries:

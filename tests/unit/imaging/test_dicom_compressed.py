@@ -1,27 +1,13 @@
-from pathlib import Path
-
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import MPEG2MPML
 
-from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
-from portal.imaging.volume import Volume
-
-
-def _testdata(name: str) -> Path:
-    found = get_testdata_file(name, download=False)
-    assert found is not None, name
-    return Path(str(found))
-
-
-def _read(path: Path) -> Volume:
-    (series,) = find_dicom_series([path])
-    return read_dicom_series(series)
+from tests.support.dicom_data import read_one_series as _read
+from tests.support.dicom_data import testdata as _testdata
 
 
 @pytest.mark.parametrize(

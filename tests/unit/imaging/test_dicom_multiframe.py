@@ -5,11 +5,11 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.data import get_testdata_file
 
-from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.errors import ImagingError
 from portal.imaging.volume import LPS_TO_RAS, Volume, to_closest_canonical
+from tests.support.dicom_data import read_one_series as _read
+from tests.support.dicom_data import testdata as _testdata
 
 EMRI_FAMILY = [
     "emri_small.dcm",
@@ -18,17 +18,6 @@ EMRI_FAMILY = [
     "emri_small_jpeg_ls_lossless.dcm",
     "emri_small_big_endian.dcm",
 ]
-
-
-def _testdata(name: str) -> Path:
-    found = get_testdata_file(name, download=False)
-    assert found is not None, name
-    return Path(str(found))
-
-
-def _read(path: Path) -> Volume:
-    (series,) = find_dicom_series([path])
-    return read_dicom_series(series)
 
 
 def _sitk_volume(path: Path) -> Volume:
