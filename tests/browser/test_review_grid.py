@@ -149,6 +149,10 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
         title = pane.find_element(By.CSS_SELECTOR, ".pane-title").text
         assert _grey_pixels(px) > 500, f"{title}: no image content"
         assert _label_pixels(px) > 200, f"{title}: no label colours"
+        # The whole slice fits in the pane: background shows around it (a camera that did
+        # not fit the data shows a magnified patch that fills the pane instead).
+        lit = np.asarray(px, dtype=np.int16).mean(axis=2) > 30
+        assert lit.mean() < 0.7, f"{title}: the slice fills the pane; camera not fitted"
         letters = [e.text for e in pane.find_elements(By.CSS_SELECTOR, ".orient")]
         assert letters == ["A", "P", "R", "L"]
     (ARTIFACTS / "timing.json").write_text(json.dumps(timing))

@@ -74,7 +74,6 @@ def slice_children(
                 id=pane_id(Pane.IMAGE_READER, study_id),
                 vtkClass="vtkXMLImageDataReader",
                 url=image_url(study_id, volume_index),
-                resetCameraOnUpdate=False,
             ),
         )
     ]
