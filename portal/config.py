@@ -44,6 +44,14 @@ class Settings:
     session_hours: float = _setting(  # type: ignore[assignment]
         12.0, "Hours a login session stays valid without activity."
     )
+    session_max_hours: float = _setting(  # type: ignore[assignment]
+        72.0, "Hours after sign-in when a session ends, however active (absolute timeout)."
+    )
+    login_max_failures: int = _setting(  # type: ignore[assignment]
+        5,
+        "Failed sign-ins of one account within 15 minutes before that account is locked "
+        "for 15 minutes; one address may fail four times as often.",
+    )
     preview_max_dim: int = _setting(  # type: ignore[assignment]
         192,
         "Largest edge, in voxels, of the preview volume sent to a browser pane.",

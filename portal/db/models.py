@@ -53,6 +53,17 @@ class User(Base):
     )
 
 
+class LoginFailure(Base):
+    """One failed sign-in, kept for throttling (per account and per client address)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+
+
 class UserSession(Base):
     """A server-side login session; the cookie holds only its random token.
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from portal.db.models import Project, Role, User, UserSession
+from portal.db.models import LoginFailure, Project, Role, User, UserSession
 from portal.services import audit
 from portal.services.errors import InvalidInput
 
@@ -102,6 +102,32 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
+THROTTLE_WINDOW = timedelta(minutes=15)
+# One address (a proxy, a shared workstation) may fail this many times more than one account.
+ADDRESS_FACTOR = 4
+
+
+def throttled(session: Session, username: str, address: str, max_failures: int) -> bool:
+    """True while `username` or `address` has failed too often in the last 15 minutes.
+
+    Kept in the catalog, so every worker and every machine applies the same count.
+    Checked before the password is: a locked account stays locked even for the right
+    one, so guessing cannot go on at a slower pace.
+    """
+    since = datetime.now(UTC) - THROTTLE_WINDOW
+    count = select(func.count()).select_from(LoginFailure).where(LoginFailure.at >= since)
+    by_user = session.scalar(count.where(LoginFailure.username == username[:64])) or 0
+    by_address = session.scalar(count.where(LoginFailure.address == address[:64])) or 0
+    return by_user >= max_failures or by_address >= max_failures * ADDRESS_FACTOR
+
+
+def record_failure(session: Session, username: str, address: str) -> None:
+    """Count a failed sign-in; failures older than the window are dropped here."""
+    now = datetime.now(UTC)
+    session.execute(delete(LoginFailure).where(LoginFailure.at < now - THROTTLE_WINDOW))
+    session.add(LoginFailure(at=now, username=username[:64], address=address[:64]))
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -120,14 +146,25 @@ def start_session(session: Session, user: User, lifetime: timedelta) -> str:
     return token
 
 
-def resolve_session(session: Session, token: str, lifetime: timedelta) -> User | None:
-    """Return the user of a live session token, sliding its expiry; None if dead."""
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+def resolve_session(
+    session: Session, token: str, lifetime: timedelta, max_lifetime: timedelta | None = None
+) -> User | None:
+    """Return the user of a live session token, sliding its expiry; None if dead.
+
+    `lifetime` is the idle timeout (each use extends it); `max_lifetime`, when given,
+    the absolute one counted from sign-in, which no activity extends.
+    """
     row = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
     if row is None:
         return None
     now = datetime.now(UTC)
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-    if expires <= now or not row.user.is_active:
+    expires = _aware(row.expires_at)
+    too_old = max_lifetime is not None and _aware(row.created_at) + max_lifetime <= now
+    if expires <= now or too_old or not row.user.is_active:
         session.delete(row)
         return None
     # Slide the expiry at most once a minute to avoid a write per request.

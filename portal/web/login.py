@@ -8,7 +8,14 @@ from flask import Blueprint, Response, redirect, render_template_string, request
 from flask_login import current_user, login_user, logout_user
 
 from portal.services import audit
-from portal.services.auth import Principal, authenticate, end_session, start_session
+from portal.services.auth import (
+    Principal,
+    authenticate,
+    end_session,
+    record_failure,
+    start_session,
+    throttled,
+)
 from portal.web.context import LoginUser, portal
 from portal.web.security import csrf_token, csrf_valid, rotate_csrf, safe_next
 
@@ -62,9 +69,18 @@ def login_post() -> Response:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     p = portal()
+    address = request.remote_addr or ""
     with p.db.session() as s:
+        if throttled(s, username, address, p.settings.login_max_failures):
+            audit.record(s, None, "auth.throttled")
+            return _page(
+                "Too many failed sign-ins. Wait 15 minutes, or ask an administrator.",
+                status=429,
+                username=username,
+            )
         user = authenticate(s, username, password)
         if user is None:
+            record_failure(s, username, address)
             audit.record(s, None, "auth.failed")
             return _page("Unknown username or wrong password.", status=401, username=username)
         token = start_session(s, user, timedelta(hours=p.settings.session_hours))

@@ -17,6 +17,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 
 from portal.services.auth import Principal, resolve_session
@@ -64,8 +65,20 @@ def csrf_valid(submitted: str | None) -> bool:
     return bool(expected and submitted and hmac.compare_digest(str(expected), submitted))
 
 
+class _SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, marked Secure whenever the request came over https.
+
+    Behind a TLS-terminating proxy, `request.is_secure` needs the proxy's
+    X-Forwarded-Proto to be trusted (werkzeug's ProxyFix) to see https.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure or super().get_cookie_secure(app))
+
+
 def install(app: Flask) -> None:
     """Wire Flask-Login and the guard into `app`."""
+    app.session_interface = _SessionCookies()
     manager = LoginManager()
     manager.session_protection = "basic"
     manager.init_app(app)
@@ -74,8 +87,9 @@ def install(app: Flask) -> None:
     def load_user(token: str) -> LoginUser | None:
         p = portal()
         lifetime = timedelta(hours=p.settings.session_hours)
+        max_lifetime = timedelta(hours=p.settings.session_max_hours)
         with p.db.session() as s:
-            user = resolve_session(s, token, lifetime)
+            user = resolve_session(s, token, lifetime, max_lifetime)
             if user is None:
                 return None
             return LoginUser(Principal.of(user), token)
