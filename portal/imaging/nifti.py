@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -49,6 +50,8 @@ MAX_LABEL_VALUE = 65535
 
 # What nibabel, gzip and numpy raise for missing, truncated or corrupt files.
 _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, ImageFileError, HeaderDataError)
+# isal's stub types its `error` as a value, not an exception class.
+_INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
 # sizeof_hdr -> (version, offset of dim[8], dim item format, offset and accepted magics).
 _NIFTI_LAYOUTS = {
@@ -237,7 +240,7 @@ def _load_image(path: Path) -> nib.filebasedimages.FileBasedImage:
                 return nib.load(path, mmap=False)
             stream.seek(0)
             img = klass.from_file_map({"image": nib.FileHolder(str(path), stream)}, mmap=False)
-    except isal_zlib.error:
+    except _INFLATE_ERROR:
         return nib.load(path, mmap=False)  # nibabel's gzip reports the damage in its words
     # from_file_map pointed the proxy at the (now closed) stream; nib.load names the file.
     img.dataobj.file_like = str(path)
@@ -254,7 +257,7 @@ def _voxel_source(path: Path, img: nib.Nifti1Image | nib.Nifti2Image) -> Iterato
     declares (a gzip bomb stays bounded by the voxel limit checked before); only the
     inflater differs (see :func:`_gzip_stream`).
     """
-    proxy = img.dataobj
+    proxy = cast(ArrayProxy, img.dataobj)
     if not path.name.lower().endswith(".gz") or type(proxy) is not ArrayProxy:
         yield proxy
         return
@@ -290,7 +293,7 @@ def _read_first_volume(
                 first = (slice(None),) * 3 + tuple(int(n) for n in extra)
                 data = np.asanyarray(source[first])
                 logger.debug("%s has shape %s; using 3-D volume %d", path, shape, volume_index)
-    except (*_READ_ERRORS, isal_zlib.error) as exc:
+    except (*_READ_ERRORS, _INFLATE_ERROR) as exc:
         raise ImagingError(
             path, f"truncated or corrupt voxel data ({exception_text(exc, path)})"
         ) from exc
