@@ -16,12 +16,12 @@ handlers, with the pylibjpeg plugins where pydicom has no decoder of its own.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import multiprocessing
 import os
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -457,10 +457,8 @@ def _smallest_dtype(values: np.ndarray) -> np.ndarray:
 _PROCESS_READ_MIN_FILES = 8
 # At most this many reader processes or threads.
 _MAX_WORKERS = 4
-# Modules the reader processes' server imports once, before it forks them. "__main__"
-# too: multiprocessing imports the main script in every new process, unless it was
-# forked from one that already has it.
-_READER_PRELOAD = ("__main__", __name__, "openjpeg", "libjpeg", "jpeg_ls", "rle")
+# Modules the reader processes' server imports once, before it forks them.
+_READER_PRELOAD = (__name__, "openjpeg", "libjpeg", "jpeg_ls", "rle")
 _PIXEL_DATA = 0x7FE00010
 # Values longer than this (pixel data) stay in the file until asked for.
 _DEFER_BYTES = 64 * 1024
@@ -584,34 +582,58 @@ def _read_and_decode(path: Path, series_uid: str) -> list[_Slice]:
 
     A decoding error is not raised here: the frames go back undecoded and the caller
     meets the error again when it stacks them, after the geometry checks, as it would
-    reading in one process.
+    reading in one process. Decoded, the compressed bytes go back as pydicom's deferred
+    value (read from the file again if asked for), not as a copy through the pipe.
     """
-    if gc.get_freeze_count() == 0:
-        # This process was forked with every object of the server; were the collector to
-        # walk them, it would write to (and so copy) every inherited page.
-        gc.freeze()
     slices = _read_file(path, series_uid)
     ds = slices[0].ds if slices else None
     if ds is not None and _is_compressed(_transfer_syntax(ds)):
+        raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)
         try:
             decoded = _decode_file(path, ds)
         except ImagingError:
             return slices
+        if isinstance(raw, RawDataElement):
+            ds[_PIXEL_DATA] = raw._replace(value=None)
         slices = [replace(s, decoded=decoded) for s in slices]
     return slices
 
 
-def _read_in_processes(series: DicomSeries) -> list[list[_Slice]] | None:
-    """:func:`_read_and_decode` of every file, in worker processes; None if not worth it.
+# The reader processes, shared by all reads in this process (see _reader_processes).
+_reader_pool: ProcessPoolExecutor | None = None
+_reader_pool_lock = threading.Lock()
 
-    The processes are forked from a server that has imported pydicom and the decoders
-    (a forkserver, not a plain fork: the importing process runs threads, the job
-    queue's, and forking a threaded process can deadlock). The server starts once per
-    process (~1 s, the imports); each read then forks its workers in milliseconds.
+
+def _reader_processes() -> ProcessPoolExecutor:
+    """The worker processes compressed series are decoded in, started on first use.
+
+    They are kept for the life of this process: each is a new interpreter that imports
+    numpy, pydicom and, as multiprocessing does in every process it starts, the main
+    script (~1 s for the ``portal`` command), which a pool per series would pay on every
+    read. They come from a forkserver, not a plain fork: the importing process runs
+    threads (the job queue's), and forking a threaded process can deadlock.
     """
+    global _reader_pool
+    with _reader_pool_lock:
+        if _reader_pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(_READER_PRELOAD))
+            _reader_pool = ProcessPoolExecutor(_worker_count(_MAX_WORKERS), mp_context=context)
+        return _reader_pool
+
+
+def _discard_reader_processes(broken: ProcessPoolExecutor) -> None:
+    global _reader_pool
+    with _reader_pool_lock:
+        if _reader_pool is broken:
+            _reader_pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _read_in_processes(series: DicomSeries) -> list[list[_Slice]] | None:
+    """:func:`_read_and_decode` of every file, in worker processes; None if not worth it."""
     paths = series.paths
-    workers = _worker_count(len(paths))
-    if workers < 2 or len(paths) < _PROCESS_READ_MIN_FILES:
+    if _worker_count(len(paths)) < 2 or len(paths) < _PROCESS_READ_MIN_FILES:
         return None
     if multiprocessing.current_process().daemon:
         return None  # daemonic processes may not start children
@@ -621,9 +643,7 @@ def _read_in_processes(series: DicomSeries) -> list[list[_Slice]] | None:
         return None  # reading it again in this process reports what is wrong
     if not _is_compressed(UID(str(first)) if first else None):
         return None
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(_READER_PRELOAD))
-    processes = ProcessPoolExecutor(workers, mp_context=context)
+    processes = _reader_processes()
     try:
         try:
             # Small chunks: one slow file at the end keeps only one process busy.
@@ -631,15 +651,17 @@ def _read_in_processes(series: DicomSeries) -> list[list[_Slice]] | None:
                 _read_and_decode, paths, itertools.repeat(series.series_uid), chunksize=2
             )
         except OSError as exc:  # no processes to be had (out of PIDs or memory)
+            _discard_reader_processes(processes)
             logger.info("reading %d DICOM files in this process: %s", len(paths), exc)
             return None
-        return list(results)  # the first file, in path order, that fails is reported
+        # The first file, in path order, that fails is reported; map's iterator then
+        # cancels the files not started yet.
+        return list(results)
     except BrokenProcessPool as exc:
+        _discard_reader_processes(processes)
         raise ImagingError(
             paths[0], "a reader process died (out of memory, or a pixel decoder crashed)"
         ) from exc
-    finally:
-        processes.shutdown(wait=True, cancel_futures=True)
 
 
 def _integer_rescale(s: _Slice) -> tuple[int, int] | None:
@@ -671,13 +693,15 @@ def _fits(dtype: type[np.integer], low: int, high: int) -> bool:
 
 def _stored_frames(
     slices: Sequence[_Slice], rows: int, cols: int, threads: ThreadPoolExecutor, parts: int
-) -> tuple[list[np.ndarray], np.ndarray | None] | None:
-    """The stored values of every frame in ``slices`` order, and the array holding them
-    all when there is one; None if they are not all 2-D integers of the declared size.
+) -> tuple[list[np.ndarray], np.ndarray | None, tuple[int, int] | None] | None:
+    """The stored values of every frame in ``slices`` order, the array holding them all
+    when there is one, and the range BitsStored allows them when known; None if they
+    are not all 2-D integers of the declared size.
 
     Plain uncompressed frames of one stored dtype go into one ``(k, rows, cols)`` array,
-    read in ``parts`` threads (file reads, shifts and copies run without the GIL);
-    others are decoded by pydicom, or were by the reader processes.
+    read in ``parts`` threads (file reads, shifts and copies run without the GIL); their
+    values lie in BitsStored's range, as the unused bits were cleared or sign-extended.
+    Other frames are decoded by pydicom, or were by the reader processes.
     """
     layouts = [_native_layout(s.ds) for s in slices]
     first = layouts[0]
@@ -689,7 +713,10 @@ def _stored_frames(
                 _read_native(slices[k], first[1], stored[k])
 
         list(threads.map(read, _chunks(len(slices), parts)))
-        return list(stored), stored
+        bits = first[0].itemsize * 8 - first[1]
+        signed = first[0].kind == "i"
+        declared = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        return list(stored), stored, declared
     decoded: dict[int, np.ndarray] = {}
     frames = []
     for s in slices:
@@ -701,7 +728,7 @@ def _stored_frames(
         if array.shape != (rows, cols) or array.dtype.kind not in "iu":
             return None
         frames.append(array)
-    return frames, None
+    return frames, None, None
 
 
 def _stack_integer(
@@ -722,10 +749,19 @@ def _stack_integer(
         found = _stored_frames(slices, rows, cols, threads, workers)
         if found is None:
             return None
-        frames, stored = found
+        frames, stored, declared = found
         parts = _chunks(n, workers)
-        per_part = threads.map(lambda part: [_extremes(frames[k]) for k in part], parts)
-        extremes = [e for part in per_part for e in part]
+        # When BitsStored's range already gives int16 after the rescale (12-bit CT), the
+        # values would pick int16 too: no need to look at them.
+        if declared is None or not _fits(
+            np.int16,
+            min(min(declared[0] * a + b, declared[1] * a + b) for a, b in rescales),
+            max(max(declared[0] * a + b, declared[1] * a + b) for a, b in rescales),
+        ):
+            per_part = threads.map(lambda part: [_extremes(frames[k]) for k in part], parts)
+            extremes = [e for part in per_part for e in part]
+        else:
+            extremes = [declared] * n
         pairs = list(zip(extremes, rescales, strict=True))
         if any(abs(a) * max(-lo, hi) >= 2**62 or abs(b) >= 2**62 for (lo, hi), (a, b) in pairs):
             return None  # int64 arithmetic could overflow (and nothing that big is int32)

@@ -242,3 +242,13 @@ def test_undecodable_file_read_in_processes_is_named(tmp_path: Path) -> None:
     with pytest.raises(ImagingError, match="cannot decode pixel data") as err:
         read_dicom_series(compressed)
     assert err.value.path == str(broken)
+
+
+def test_fractional_rescale_of_a_series_read_in_processes(tmp_path: Path) -> None:
+    """The general path reads the compressed bytes the reader processes left in the files."""
+    stored = RNG.integers(0, 4096, (64, 64, 10)).astype(np.uint16)
+    plain = _series(tmp_path / "plain", stored, bits_stored=12, slope=0.25, intercept=-10)
+    compressed = _compress(plain, tmp_path / "compressed", JPEGLSLossless)
+    volume = read_dicom_series(compressed)
+    assert volume.data.dtype == np.float32
+    assert np.array_equal(volume.data, _reference(plain))
