@@ -76,13 +76,8 @@ from portal.imaging.nifti import read_label_nifti, read_nifti, write_nifti
 from portal.imaging.preview import build_preview, label_surfaces, thumbnail_png, vti_bytes
 from portal.imaging.volume import Volume
 from portal.services import auth, viewer
-from portal.services.importer import (
-    ImportSettings,
-    StudySource,
-    _read_image,
-    discover,
-    import_study,
-)
+from portal.services.discovery import StudySource, discover
+from portal.services.importer import ImportSettings, _read_image, import_study
 from portal.ui.ids import Shell
 
 PREVIEW_MAX_DIM = 192

@@ -17,13 +17,9 @@ from portal.db import migrate
 from portal.db.models import Role, User
 from portal.db.session import Database
 from portal.services import auth, jobs
+from portal.services.discovery import StudySource
 from portal.services.errors import InvalidInput
-from portal.services.importer import (
-    ImportReport,
-    ImportSettings,
-    StudySource,
-    import_sources,
-)
+from portal.services.importer import ImportReport, ImportSettings, import_sources
 
 
 def _settings() -> Settings:

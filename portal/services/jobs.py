@@ -23,8 +23,9 @@ from portal.db.models import ImportJob, JobStatus, Role, Segmentation, Study, Vo
 from portal.db.session import Database
 from portal.services import audit
 from portal.services.auth import Principal
+from portal.services.discovery import discover, expand_archives
 from portal.services.errors import NotFound, PermissionDenied
-from portal.services.importer import ImportSettings, discover, expand_archives, import_study
+from portal.services.importer import ImportSettings, import_study
 
 log = logging.getLogger(__name__)
 

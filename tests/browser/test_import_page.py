@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from portal.services.importer import NOT_AN_IMAGE
+from portal.services.discovery import NOT_AN_IMAGE
 from tests.browser.test_review_grid import ARTIFACTS, _login, _screenshot, _wait_all_ready
 from tests.integration.test_importer import _case
 

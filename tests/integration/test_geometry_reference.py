@@ -83,7 +83,8 @@ from portal.imaging.errors import ImagingError
 from portal.imaging.mgh import read_mgh
 from portal.imaging.nifti import read_nifti
 from portal.imaging.volume import Volume
-from portal.services.importer import ImportSettings, discover, import_study
+from portal.services.discovery import discover
+from portal.services.importer import ImportSettings, import_study
 from tests.support.reference import (
     DicomCase,
     generated_dicom_cases,

@@ -15,7 +15,8 @@ from portal.config import Settings
 from portal.db.models import Study
 from portal.db.session import Database
 from portal.imaging.volume import Volume
-from portal.services.importer import discover, import_paths
+from portal.services.discovery import discover
+from portal.services.importer import import_paths
 from tests.integration.test_importer import _import_settings
 from tests.unit.imaging.test_dicom_seg import (  # the unit tests' real-data builders
     EXPECTED_TABLE,

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from portal.config import Settings
 from portal.db.models import Study
 from portal.db.session import Database
-from portal.services.importer import discover, import_paths
+from portal.services.discovery import discover
+from portal.services.importer import import_paths
 from tests.integration.test_importer import _import_settings
 from tests.unit.imaging.test_nrrd import SEGMENT_KEYS, _write_nrrd
 

@@ -24,7 +24,8 @@ from portal.db import migrate
 from portal.db.models import ImportJob, Role, Segmentation, Study, Volume
 from portal.db.session import Database
 from portal.services import jobs
-from portal.services.importer import NOT_AN_IMAGE, ImportSettings
+from portal.services.discovery import NOT_AN_IMAGE
+from portal.services.importer import ImportSettings
 from tests.conftest import login, make_user
 from tests.integration.test_importer import _case
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from portal.config import Settings
 from portal.db.models import Segmentation, Study
 from portal.db.session import Database
-from portal.services.importer import ImportSettings, discover, import_paths
+from portal.services.discovery import discover
+from portal.services.importer import ImportSettings, import_paths
 
 ANATOMICAL = Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii"
 
