@@ -186,7 +186,7 @@ def test_find_skips_non_images_without_patient_data(tmp_path, caplog):
         str(pydicom.dcmread(tmp_path / n, force=True).get("PatientName", ""))
         for n in ["CT_small.dcm", "rtstruct.dcm", "test-SR.dcm"]
     }
-    with caplog.at_level(logging.INFO, logger="portal.imaging.dicom"):
+    with caplog.at_level(logging.INFO, logger="portal.imaging.dicom_headers"):
         found = find_dicom_series([tmp_path, tmp_path / "CT_small.dcm"])
     assert [(s.modality, [p.name for p in s.paths]) for s in found] == [
         ("CT", ["CT_small.dcm"]),
