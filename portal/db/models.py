@@ -29,13 +29,49 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     EXPERT = "expert"
     REVIEWER = "reviewer"
+    VIEWER = "viewer"
+
+
+class ProjectRole(enum.StrEnum):
+    """What a member may do in one project; a user's roles differ between projects.
+
+    `lead` assigns work and does everything an expert does; `expert` resolves flags;
+    `reviewer` reads and flags; `viewer` only looks.
+    """
+
+    LEAD = "lead"
+    EXPERT = "expert"
+    REVIEWER = "reviewer"
+    VIEWER = "viewer"
 
 
 class ReviewStatus(enum.StrEnum):
     UNREVIEWED = "unreviewed"
+    IN_REVIEW = "in-review"
     APPROVED = "approved"
     NEEDS_EDIT = "needs-edit"
     FLAGGED_FOR_EXPERT = "flagged-for-expert"
+    REJECTED = "rejected"
+
+
+class ReviewAction(enum.StrEnum):
+    """What a review event records (the `action` column of `review_events`)."""
+
+    TRANSITION = "transition"
+    READ = "read"
+    ASSIGN = "assign"
+    UNASSIGN = "unassign"
+
+
+class LabelVerdict(enum.StrEnum):
+    """A reader's verdict on one label of a segmentation."""
+
+    CORRECT = "correct"
+    OVER_SEGMENTED = "over-segmented"
+    UNDER_SEGMENTED = "under-segmented"
+    MISSING = "missing"
+    FALSE_POSITIVE = "false-positive"
+    WRONG_LABEL = "wrong-label"
 
 
 class User(Base):
@@ -87,6 +123,8 @@ class Project(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Independent reads each review item needs before its state is decided.
+    required_reads: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     members: Mapped[list[User]] = relationship(
@@ -104,6 +142,7 @@ class ProjectMember(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
+    role: Mapped[str] = mapped_column(String(16), default=ProjectRole.REVIEWER.value)
 
 
 class Study(Base):
@@ -166,6 +205,9 @@ class Study(Base):
     review_events: Mapped[list[ReviewEvent]] = relationship(
         back_populates="study", cascade="all, delete-orphan", order_by="ReviewEvent.id"
     )
+    review_items: Mapped[list[ReviewItem]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="ReviewItem.id"
+    )
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -223,18 +265,132 @@ class Label(Base):
     segmentation: Mapped[Segmentation] = relationship(back_populates="labels")
 
 
+class ReviewItem(Base):
+    """What is reviewed: one segmentation of a study (`key` "seg:<id>"), or the image
+    itself for image quality (`key` "image").
+
+    `version` is bumped by every change; writers send the version they saw and a stale
+    one is refused, so two people never silently overwrite each other. `round` counts
+    review rounds: a segmentation sent back for edits starts a new round of reads.
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("study_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    segmentation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segmentations.id", ondelete="CASCADE"), nullable=True
+    )
+    state: Mapped[str] = mapped_column(
+        String(24), default=ReviewStatus.UNREVIEWED.value, index=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+    study: Mapped[Study] = relationship(back_populates="review_items")
+    segmentation: Mapped[Segmentation | None] = relationship()
+    updated_by: Mapped[User | None] = relationship()
+
+
 class ReviewEvent(Base):
+    """One thing that happened to a review item; rows are only ever added."""
+
     __tablename__ = "review_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("review_items.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(16), default=ReviewAction.TRANSITION.value)
+    from_status: Mapped[str] = mapped_column(String(24), default="")
+    # The state after the event (for assignments: the item's unchanged state).
     status: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     study: Mapped[Study] = relationship(back_populates="review_events")
     user: Mapped[User] = relationship()
+
+
+class ReviewRead(Base):
+    """One reader's independent verdict on a review item in one round.
+
+    `label_verdicts` maps a label value (as a string, JSON keys) to a `LabelVerdict`;
+    `segmentation_id`, when set, is the reader's own edited segmentation of the study,
+    used for Dice agreement between readers.
+    """
+
+    __tablename__ = "review_reads"
+    __table_args__ = (UniqueConstraint("item_id", "reader_id", "round"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("review_items.id", ondelete="CASCADE"), index=True
+    )
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    verdict: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="")
+    label_verdicts: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    segmentation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segmentations.id", ondelete="SET NULL"), nullable=True
+    )
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    reader: Mapped[User] = relationship()
+
+
+class Comment(Base):
+    """A discussion message on a review item, optionally anchored to a point.
+
+    The anchor is the point in RAS world millimetres, the slice index and view axis it
+    was placed on, and the label under it. Replies point at their thread's first comment.
+    """
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("review_items.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    world_mm: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    slice_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    axis: Mapped[str] = mapped_column(String(8), default="")
+    label_value: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+    author: Mapped[User] = relationship(foreign_keys=[author_id])
+
+
+class Assignment(Base):
+    """A study given to a reviewer; ended (not deleted) on reassignment or withdrawal."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    assignee_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    assigned_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+
+    assignee: Mapped[User] = relationship(foreign_keys=[assignee_id])
 
 
 class JobStatus(enum.StrEnum):
@@ -276,26 +432,42 @@ class ImportJob(Base):
 
 
 class AuditEntry(Base):
-    """Who did what. `detail` never holds patient data: ids and coded values only."""
+    """Who did what. `detail` never holds patient data: ids and coded values only.
+
+    Append-only: the application never updates or deletes a row (and on PostgreSQL a
+    trigger refuses it). `study_uid` is the portal's own random study UID, not a DICOM
+    identifier.
+    """
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
-    action: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16), default="")
+    action: Mapped[str] = mapped_column(String(32), index=True)
     target: Mapped[str] = mapped_column(String(64), default="")
+    study_uid: Mapped[str] = mapped_column(String(32), default="", index=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
 __all__ = [
+    "Assignment",
     "AuditEntry",
+    "Comment",
     "ImportJob",
     "JobStatus",
     "Label",
+    "LabelVerdict",
     "Project",
     "ProjectMember",
+    "ProjectRole",
+    "ReviewAction",
     "ReviewEvent",
+    "ReviewItem",
+    "ReviewRead",
     "ReviewStatus",
     "Role",
     "Segmentation",

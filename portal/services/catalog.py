@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
-from portal.db.models import Project, ProjectMember, ReviewStatus, Segmentation, Study
+from portal.db.models import (
+    Project,
+    ProjectMember,
+    ProjectRole,
+    ReviewStatus,
+    Segmentation,
+    Study,
+)
 from portal.services.auth import Principal
 from portal.services.errors import InvalidInput, NotFound
 
@@ -60,6 +67,18 @@ def visible_studies(principal: Principal) -> Select[Study]:
         )
         stmt = stmt.where(Study.project_id.in_(member_projects))
     return stmt
+
+
+def project_role(session: Session, principal: Principal, project_id: int) -> ProjectRole | None:
+    """`principal`'s role in a project: admins lead every project; None for non-members."""
+    if principal.is_admin:
+        return ProjectRole.LEAD
+    role = session.scalar(
+        select(ProjectMember.role).where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == principal.user_id
+        )
+    )
+    return ProjectRole(role) if role is not None else None
 
 
 def get_study(session: Session, principal: Principal, study_id: int) -> Study:

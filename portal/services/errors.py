@@ -17,3 +17,7 @@ class PermissionDenied(ServiceError):
 
 class InvalidInput(ServiceError):
     """Input that cannot be accepted, with the reason."""
+
+
+class Conflict(ServiceError):
+    """The object changed since the client read it; the client must reload and retry."""

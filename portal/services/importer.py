@@ -31,8 +31,8 @@ from portal.imaging.errors import ImagingError
 from portal.imaging.label_tables import find_label_table
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.mgh import read_mgh
-from portal.imaging.nifti import nifti_volume_count, read_label_nifti, read_nifti
-from portal.imaging.nrrd import read_nrrd, read_seg_nrrd
+from portal.imaging.nifti import nifti_volume_count, read_nifti
+from portal.imaging.nrrd import read_nrrd
 from portal.imaging.preview import (
     build_preview,
     label_surfaces,
@@ -47,6 +47,8 @@ from portal.imaging.windowing import Window
 from portal.services import audit
 from portal.services.catalog import ensure_project
 from portal.services.discovery import StudySource, discover, volume_kind, volume_stem
+from portal.services.review import ensure_items
+from portal.services.segmentations import read_label_file
 from portal.services.store import StoreTransaction, combined_hash, file_sha256
 
 log = logging.getLogger(__name__)
@@ -166,30 +168,6 @@ def _preview_files(
     return files, preview.window
 
 
-def _read_labels(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, list[Label]]:
-    """A label map as uint16 (i, j, k), its affine, and the file's own label table if any."""
-    kind = volume_kind(path)
-    if kind == "seg":
-        return read_seg_nrrd(path, max_voxels=max_voxels)
-    if kind == "nifti":
-        labels, affine = read_label_nifti(path, max_voxels=max_voxels)
-        return labels, affine, []
-    volume = (
-        read_mgh(path, max_voxels=max_voxels)
-        if kind == "mgh"
-        else read_nrrd(path, max_voxels=max_voxels)
-    )
-    data = volume.data
-    if data.size and (
-        not np.all(np.isfinite(data))
-        or data.min() < 0
-        or data.max() > 65535
-        or not np.array_equal(data, np.round(data))
-    ):
-        raise ImagingError(path, "a label map must hold whole numbers from 0 to 65535")
-    return data.astype(np.uint16), volume.affine_ras, []
-
-
 def label_counts(labels: np.ndarray) -> dict[int, int]:
     """Voxels per label value (0, the background, left out), on the full label map."""
     counts = np.bincount(labels.ravel())
@@ -224,7 +202,7 @@ def _labels_on_grid(
             path, volume.affine_ras, volume.shape, max_voxels=settings.max_voxels
         )
         return _LabelMap(labels, table, list(seg_notes))
-    labels, label_affine, table = _read_labels(path, settings.max_voxels)
+    labels, label_affine, table = read_label_file(path, settings.max_voxels)
     try:
         check_same_grid(volume.affine_ras, volume.shape, label_affine, labels.shape, path=path)
     except ImagingError:
@@ -384,6 +362,7 @@ def import_study(
                 notes.append(f"version {study.version}: replaces study {previous.id}")
             session.add(study)
             session.flush()
+            ensure_items(session, study)
             audit.record(
                 session,
                 user_id,
