@@ -57,6 +57,13 @@ def _int_arg(name: str, default: int) -> int:
         raise InvalidInput(f"{name} must be an integer") from exc
 
 
+def _queue(raw: str) -> catalog.Queue:
+    try:
+        return catalog.Queue(raw)
+    except ValueError as exc:
+        raise InvalidInput("queue must be one of mine, expert, overdue") from exc
+
+
 @bp.get("/studies")
 def studies() -> Response:
     query = catalog.StudyQuery(
@@ -64,6 +71,7 @@ def studies() -> Response:
         modality=request.args.get("modality", ""),
         status=request.args.get("status", ""),
         project=request.args.get("project", ""),
+        queue=_queue(request.args.get("queue", "")),
         offset=_int_arg("offset", 0),
         limit=_int_arg("limit", 50),
     )

@@ -12,7 +12,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from portal.db.models import LoginFailure, Project, Role, User, UserSession
+from portal.db.models import (
+    LoginFailure,
+    Project,
+    ProjectMember,
+    ProjectRole,
+    Role,
+    User,
+    UserSession,
+)
 from portal.services import audit
 from portal.services.errors import InvalidInput
 
@@ -73,15 +81,31 @@ def create_user(
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput(f"user {username!r} already exists")
     user = User(username=username, password_hash=hash_password(password), role=role.value)
+    found = []
     for name in projects or []:
         project = session.scalar(select(Project).where(Project.name == name))
         if project is None:
             raise InvalidInput(f"project {name!r} does not exist")
-        user.projects.append(project)
+        found.append(project)
     session.add(user)
+    session.flush()
+    for project in found:
+        session.add(
+            ProjectMember(project_id=project.id, user_id=user.id, role=default_project_role(role))
+        )
     session.flush()
     audit.record(session, None, "user.create", f"user:{user.id}", f"role={role.value}")
     return user
+
+
+def default_project_role(role: Role) -> str:
+    """The project role a user gets when added to a project without one being chosen."""
+    return {
+        Role.ADMIN: ProjectRole.LEAD,
+        Role.EXPERT: ProjectRole.EXPERT,
+        Role.REVIEWER: ProjectRole.REVIEWER,
+        Role.VIEWER: ProjectRole.VIEWER,
+    }[role].value
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

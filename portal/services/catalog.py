@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from portal.db.models import (
+    Assignment,
     Project,
     ProjectMember,
     ProjectRole,
@@ -21,6 +23,15 @@ from portal.services.auth import Principal
 from portal.services.errors import InvalidInput, NotFound
 
 MAX_PAGE = 500
+
+
+class Queue(enum.StrEnum):
+    """Saved views of the case list."""
+
+    ALL = ""
+    MINE = "mine"  # studies assigned to me that I have not finished reading
+    EXPERT = "expert"  # everything flagged for an expert (sort oldest first)
+    OVERDUE = "overdue"  # open assignments past their due date
 
 
 class SortKey(enum.StrEnum):
@@ -50,6 +61,7 @@ class StudyQuery:
     ids: tuple[int, ...] = field(default_factory=tuple)
     # Older versions of re-imported studies are hidden unless asked for (or named by id).
     include_superseded: bool = False
+    queue: Queue = Queue.ALL
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,25 @@ def get_study(session: Session, principal: Principal, study_id: int) -> Study:
     return study
 
 
+def _queue_filter(stmt: Select[Any], principal: Principal, queue: Queue) -> Select[Any]:
+    open_assignments = select(Assignment.study_id).where(Assignment.ended_at.is_(None))
+    if queue is Queue.MINE:
+        return stmt.where(
+            Study.id.in_(open_assignments.where(Assignment.assignee_id == principal.user_id))
+        )
+    if queue is Queue.EXPERT:
+        return stmt.where(Study.review_status == ReviewStatus.FLAGGED_FOR_EXPERT.value)
+    if queue is Queue.OVERDUE:
+        return stmt.where(
+            Study.id.in_(
+                open_assignments.where(
+                    Assignment.due_at.is_not(None), Assignment.due_at < datetime.now(UTC)
+                )
+            )
+        )
+    return stmt
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -130,6 +161,7 @@ def list_studies(session: Session, principal: Principal, query: StudyQuery) -> S
         stmt = stmt.where(Study.review_status == status.value)
     if query.project:
         stmt = stmt.where(Project.name == query.project)
+    stmt = _queue_filter(stmt, principal, query.queue)
     if query.ids:
         stmt = stmt.where(Study.id.in_(query.ids))
     elif not query.include_superseded:
