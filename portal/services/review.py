@@ -789,6 +789,7 @@ def study_review(
             "assign": role is ProjectRole.LEAD,
         },
         "items": items,
+        "earlier_versions": earlier_versions(session, principal, study_id),
         "assignments": [
             {
                 "assignee": a.assignee.username,
@@ -817,3 +818,39 @@ def open_item_count(session: Session, principal: Principal) -> int:
         )
         or 0
     )
+
+
+def earlier_versions(session: Session, principal: Principal, study_id: int) -> list[dict[str, Any]]:
+    """How earlier versions of the study's source were reviewed, newest first.
+
+    A re-imported source is a new study with fresh review items; its reviewers still
+    need to know that version 1 was sent back for edits, by whom and why.
+    """
+    study = get_study(session, principal, study_id)
+    if not study.lineage:
+        return []
+    older = session.scalars(
+        visible_studies(principal)
+        .where(
+            Study.project_id == study.project_id,
+            Study.lineage == study.lineage,
+            Study.version < study.version,
+        )
+        .order_by(Study.version.desc())
+    ).all()
+    users = {u.id: u.username for u in session.scalars(select(User))}
+    return [
+        {
+            "study_id": old.id,
+            "version": old.version,
+            "status": old.review_status,
+            "reason": old.review_reason,
+            "by": users.get(old.reviewed_by_id) if old.reviewed_by_id else None,
+            "at": _iso(old.reviewed_at),
+            "events": session.scalar(
+                select(func.count()).select_from(ReviewEvent).where(ReviewEvent.study_id == old.id)
+            )
+            or 0,
+        }
+        for old in older
+    ]

@@ -229,3 +229,31 @@ def test_dice_between_readers_edits_against_numpy(
     got = next(i for i in data["items"] if i["id"] == item["id"])
     assert got["agreement"]["dice"] == pytest.approx(expected)
     assert f"Dice {expected:.3f}" in got["history"][-1]["reason"]
+
+
+def test_new_version_starts_fresh_but_shows_the_earlier_review(
+    db: Database, settings: Settings, trial: int, tmp_path: Path
+) -> None:
+    ann = _who(db, "ann")
+    item = _seg_item(db, ann, trial)
+    with db.session() as s:
+        review.submit_read(s, ann, item["id"], ReviewStatus.NEEDS_EDIT, "hole in L2", None, 1)
+    label = tmp_path / "case-label.nii.gz"
+    img = nib.load(label)
+    original = np.asanyarray(img.dataobj)
+    edited = np.where(original == 1, 2, original).astype(original.dtype)  # the corrected map
+    nib.save(nib.Nifti1Image(edited, img.affine), label)
+    [new_id] = import_paths(
+        db, _import_settings(settings), "trial", [tmp_path / "case.nii.gz"]
+    ).imported
+    with db.session() as s:
+        data = review.study_review(s, ann, new_id)
+    assert {i["state"] for i in data["items"]} == {"unreviewed"}
+    [old] = data["earlier_versions"]
+    assert (old["study_id"], old["version"], old["status"], old["by"]) == (
+        trial,
+        1,
+        "needs-edit",
+        "ann",
+    )
+    assert old["reason"] == "hole in L2"

@@ -18,9 +18,11 @@ from portal.ui.ids import Pane, pane_id
 
 STATUS_LABELS = {
     ReviewStatus.UNREVIEWED.value: "Unreviewed",
+    ReviewStatus.IN_REVIEW.value: "In review",
     ReviewStatus.APPROVED.value: "Approved",
     ReviewStatus.NEEDS_EDIT.value: "Needs edit",
     ReviewStatus.FLAGGED_FOR_EXPERT.value: "Flagged for expert",
+    ReviewStatus.REJECTED.value: "Rejected",
 }
 
 # Short verbs for the pane's review choices, so the form fits one row in a 4-wide grid.
