@@ -1,10 +1,13 @@
 """The access matrix: every user × every project's study × every route that takes a study.
 
 Routes are found, not listed by hand: every Flask rule with an id argument (`study_id`,
-`item_id`, `comment_id`, any new `<int:..._id>`) and every server-side Dash callback
-whose inputs carry a `{"study": ...}` pattern id, read from `/_dash-dependencies` as a
-browser would. The expected lists below only make a new route show up as a test diff:
-each one then needs a row saying who may use it and how to call it.
+`item_id`, `comment_id`, any new `<int:..._id>`), plus the two that carry study ids in
+the query or body; and every server-side Dash callback, read from `/_dash-dependencies`
+as a browser would: those whose inputs carry a `{"study": ...}` pattern id, the router
+(`/review?studies=<ids>`) and the case list rows. The expected lists below only make a
+new route show up as a test diff: each one then needs a row saying who may use it and
+how to call it. Ids are forged both ways: real ids of other projects' studies, items
+and comments, and ids that exist nowhere (the "missing" target, admins included).
 
 For each cell the user may or may not see the study (a member of its project, or an
 admin) and may or may not do the thing (their project role). Allowed calls succeed;
