@@ -19,8 +19,12 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from portal.services.errors import InvalidInput, NotFound
+from portal.db.models import ProjectMember, ProjectRole
+from portal.services.auth import Principal
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,9 @@ def source_named(sources: dict[str, PacsSource], name: str) -> PacsSource:
         return sources[name]
     except KeyError:
         raise NotFound(f"no PACS source called {name!r}") from None
+
+
+FILTER_FIELDS = ("patient_name", "patient_id", "study_date", "modality", "accession", "description")
 
 
 @dataclass(frozen=True)
@@ -309,3 +316,20 @@ def _dicomweb_instances(source: PacsSource, s: requests.Session, study_uid: str)
                 yield buffer.getvalue()
     except requests.RequestException as exc:
         raise PacsError(f"{source.name}: WADO-RS retrieve failed ({type(exc).__name__})") from exc
+
+
+def may_search(session: Session, principal: Principal) -> None:
+    """Admins, and users who read or lead in some project, may search the archives.
+
+    Search results carry patient names from outside the portal's projects, so viewers
+    (and users in no project) are refused.
+    """
+    if principal.is_admin:
+        return
+    roles = set(
+        session.scalars(
+            select(ProjectMember.role).where(ProjectMember.user_id == principal.user_id)
+        )
+    )
+    if not roles - {ProjectRole.VIEWER.value}:
+        raise PermissionDenied("searching the PACS needs a reviewer, expert or lead role")

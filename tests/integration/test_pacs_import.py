@@ -16,17 +16,22 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from flask.testing import FlaskClient
 from pydicom.data import get_testdata_file
 from sqlalchemy import func, select
 
+from portal.app import create_app
 from portal.config import Settings
-from portal.db.models import ImportJob, Study
+from portal.db import migrate
+from portal.db.models import AuditEntry, ImportJob, Role, Study
 from portal.db.session import Database
 from portal.imaging.dicom import find_dicom_series, read_dicom_series
 from portal.imaging.dicom_write import write_dicom_series
 from portal.imaging.volume import Volume
 from portal.services import jobs, pacs
+from portal.services.catalog import ensure_project
 from portal.services.importer import ImportSettings
+from tests.conftest import login, make_user
 from tests.support.orthanc import OrthancServer, OrthancUnavailable
 
 ANATOMICAL = Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii"
@@ -153,3 +158,43 @@ def test_size_limit_and_malformed_input(
         pacs.search(source, pacs.StudyFilter(patient_name='x"; DROP'))
     with pytest.raises(ValueError, match="'nope'"):
         pacs.parse_sources("nope=ftp+ftp://host")
+
+
+def test_api_search_and_import_with_access_checks(
+    orthanc: OrthancServer, originals: dict[str, Path], settings: Settings
+) -> None:
+    settings = replace(settings, pacs_sources=_source(orthanc, "dicomweb"))
+    migrate.upgrade(settings.resolved_database_url)
+    app = create_app(settings)
+    db: Database = app.extensions["portal"].db
+    with db.session() as s:
+        ensure_project(s, "trial")
+    make_user(db, "rita", Role.REVIEWER, ["trial"])
+    make_user(db, "vic", Role.VIEWER, ["trial"])
+    rita, vic = app.test_client(), app.test_client()
+    login(rita, "rita")
+    login(vic, "vic")
+    listed = rita.get("/api/v1/pacs").get_json()
+    assert listed == {"items": [{"name": "remote", "kind": "dicomweb"}]}
+    assert vic.get("/api/v1/pacs/remote/studies").status_code == 403
+    assert rita.get("/api/v1/pacs/nowhere/studies").status_code == 404
+    found = rita.get("/api/v1/pacs/remote/studies?patient_name=PACS*").get_json()["items"]
+    assert [f["patient_id"] for f in found] == ["PACS-1"]
+    uid = found[0]["study_uid"]
+    body = {"project": "trial", "studies": [uid]}
+    assert rita.post("/api/v1/pacs/remote/imports", json=body).status_code == 403  # no CSRF
+    started = rita.post("/api/v1/pacs/remote/imports", json=body, headers=_csrf(rita))
+    assert started.status_code == 202, started.get_data(as_text=True)
+    job = jobs.run_job(db, ImportSettings.of(settings), started.get_json()["id"])
+    assert job.status == "done" and len(job.imported) == 1
+    study = rita.get(f"/api/v1/studies/{job.imported[0]}").get_json()
+    assert study["patient_name"] == "Pacs^Brain" and study["modality"] == "CT"
+    with db.session() as s:
+        details = " ".join(s.scalars(select(AuditEntry.detail)))
+    assert "fields=patient_name" in details and "Pacs" not in details and "PACS-1" not in details
+    app.extensions["portal"].db.dispose()
+
+
+def _csrf(client: FlaskClient) -> dict[str, str]:
+    with client.session_transaction() as sess:
+        return {"X-CSRF-Token": sess["csrf"]}
