@@ -70,6 +70,11 @@ class Settings:
         "Job queue for imports. Empty means a SQLite queue in `<data_dir>/jobs.db` (no extra "
         "server); `redis://host:6379/0` for workers on several machines.",
     )
+    pacs_sources: str = _setting(  # type: ignore[assignment]
+        "",
+        "Remote archives to search and import from: comma-separated `name=orthanc+URL` or "
+        "`name=dicomweb+URL` (credentials as `https://user:password@host`). Empty: none.",
+    )
     max_upload_mb: int = _setting(  # type: ignore[assignment]
         4096, "Largest upload (all files of one request together), in MiB."
     )
@@ -105,6 +110,9 @@ class Settings:
         }
 
     def validated(self) -> Settings:
+        from portal.services.pacs import parse_sources
+
+        parse_sources(self.pacs_sources)  # a typo fails at start-up, naming the entry
         if not 1 <= self.panes_per_page <= 12:
             raise ValueError("PORTAL_PANES_PER_PAGE must be between 1 and 12")
         if self.preview_max_dim < 16:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -421,8 +422,9 @@ class ImportJob(Base):
     # (path, note) for files skipped on purpose (SR, RTPLAN, presentation states) and
     # for imported studies with something the reviewer should know.
     notes: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
-    # What the user chose for this import, e.g. {"resample_labels": true}.
-    options: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
+    # What the user chose for this import, e.g. {"resample_labels": true}; for a PACS
+    # import also {"pacs": {"source": name, "studies": [StudyInstanceUID, ...]}}.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -64,6 +64,8 @@ class ImportSettings:
     # Off by default: a label map on another grid is usually the wrong file, and
     # resampling it would hide that. The user turns it on per import.
     resample_labels: bool = False
+    # `PORTAL_PACS_SOURCES`, for jobs that fetch their studies from an archive first.
+    pacs_sources: str = ""
 
     @classmethod
     def of(cls, settings: Settings, *, resample_labels: bool = False) -> ImportSettings:
@@ -74,6 +76,7 @@ class ImportSettings:
             max_voxels=settings.max_voxels,
             max_archive_bytes=settings.max_archive_mb * 1024**2,
             resample_labels=resample_labels,
+            pacs_sources=settings.pacs_sources,
         )
 
 

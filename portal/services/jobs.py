@@ -21,13 +21,15 @@ from sqlalchemy import select, update
 
 from portal.db.models import ImportJob, JobStatus, Role, Segmentation, Study, Volume
 from portal.db.session import Database
-from portal.services import audit
+from portal.services import audit, pacs
 from portal.services.auth import Principal
 from portal.services.discovery import discover, expand_archives
-from portal.services.errors import NotFound, PermissionDenied
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.services.importer import ImportSettings, import_study
 
 log = logging.getLogger(__name__)
+
+MAX_PACS_STUDIES = 100
 
 
 def create_job(
@@ -62,6 +64,55 @@ def create_job(
         return job.id
 
 
+def create_pacs_job(
+    db: Database,
+    project: str,
+    source: str,
+    study_uids: list[str],
+    user_id: int | None,
+    staging_dir: Path,
+    *,
+    resample_labels: bool = False,
+) -> int:
+    """Queue the import of studies from a configured archive (see `services.pacs`).
+
+    The worker downloads them into `staging_dir` first, then imports that folder.
+    """
+    uids = [pacs.check_uid(u) for u in dict.fromkeys(study_uids)]
+    if not uids:
+        raise InvalidInput("choose at least one study to import")
+    if len(uids) > MAX_PACS_STUDIES:
+        raise InvalidInput(f"import at most {MAX_PACS_STUDIES} studies at a time")
+    job_id = create_job(
+        db, project, [staging_dir], user_id, staging_dir, resample_labels=resample_labels
+    )
+    with db.session() as s:
+        job = s.get(ImportJob, job_id)
+        assert job is not None
+        job.options = {**job.options, "pacs": {"source": source, "studies": uids}}
+        audit.record(
+            s, user_id, "import.pacs", f"job:{job_id}", f"source={source} studies={len(uids)}"
+        )
+    return job_id
+
+
+def _fetch_from_pacs(
+    settings: ImportSettings, options: dict[str, Any], staging: Path
+) -> list[list[str]]:
+    """Download a PACS job's studies into `staging`; return (study UID, reason) refusals."""
+    spec = options["pacs"]
+    source = pacs.source_named(pacs.parse_sources(settings.pacs_sources), spec["source"])
+    refused: list[list[str]] = []
+    for n, uid in enumerate(spec["studies"]):
+        folder = staging / f"study-{n:03d}"
+        try:
+            pacs.fetch_study(source, uid, folder, settings.max_archive_bytes)
+        except (pacs.PacsError, NotFound) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            refused.append([f"{source.name}:{uid}", str(exc)])
+    return refused
+
+
 def _set(db: Database, job_id: int, **values: Any) -> None:
     with db.session() as s:
         s.execute(update(ImportJob).where(ImportJob.id == job_id).values(**values))
@@ -90,12 +141,15 @@ def run_job(
     unpacked = unpack_dir(settings, job_id)
     shutil.rmtree(unpacked, ignore_errors=True)  # what a crashed run of this job left
     try:
+        fetch_refused = (
+            _fetch_from_pacs(settings, options, Path(staging)) if options.get("pacs") else []
+        )
         folders, refused = expand_archives(paths, unpacked, settings.max_archive_bytes)
         found = discover([*paths, *folders], archives_expanded=True)
         sources = found.sources
         imported: list[int] = []
         skipped: list[str] = []
-        refused_rows = [list(r) for r in [*refused, *found.refused]]
+        refused_rows = [*fetch_refused, *[list(r) for r in [*refused, *found.refused]]]
         note_rows = [list(n) for n in found.notes]
         _set(db, job_id, total=len(sources), done=0, refused=refused_rows, notes=note_rows)
         for index, source in enumerate(sources, start=1):

@@ -7,7 +7,7 @@ from pathlib import Path
 from dash import Dash, dcc, html
 from flask import Flask
 
-from portal.ui.callbacks import caselist, review, router
+from portal.ui.callbacks import caselist, pacs, review, router
 from portal.ui.ids import Shell
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
@@ -25,6 +25,7 @@ def shell() -> html.Div:
                     html.A("portal", href="/", className="brand"),
                     html.A("Cases", href="/", className="nav-link"),
                     html.A("Import", href="/import", className="nav-link"),
+                    html.A("PACS", href="/pacs", className="nav-link"),
                     html.Span(className="nav-spacer"),
                     html.Div(id=Shell.NAV, className="nav-account"),
                 ],
@@ -50,6 +51,7 @@ def build_dash(server: Flask) -> Dash:
     router.register(app)
     caselist.register(app)
     review.register(app)
+    pacs.register(app)
     _register_bundles(app, server)
     return app
 

@@ -59,3 +59,17 @@ class Imports(enum.StrEnum):
     STATUS = "import-status"
     RESAMPLE = "import-resample"
     HISTORY = "import-history"
+
+
+class Pacs(enum.StrEnum):
+    SOURCE = "pacs-source"
+    PATIENT_NAME = "pacs-patient-name"
+    PATIENT_ID = "pacs-patient-id"
+    STUDY_DATE = "pacs-study-date"
+    MODALITY = "pacs-modality"
+    ACCESSION = "pacs-accession"
+    SEARCH = "pacs-search"
+    RESULTS = "pacs-results"
+    PROJECT = "pacs-project"
+    IMPORT = "pacs-import"
+    MESSAGE = "pacs-message"

@@ -7,11 +7,12 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import catalog, jobs, viewer
+from portal.services import catalog, jobs, pacs, viewer
 from portal.services.auth import Principal
 from portal.services.errors import NotFound
 from portal.ui.ids import Shell
 from portal.ui.pages import caselist, imports, review
+from portal.ui.pages import pacs as pacs_page
 from portal.web.context import portal, principal
 from portal.web.security import csrf_token
 
@@ -56,6 +57,11 @@ def register(app: Dash) -> None:
             return imports.layout(
                 projects, who.is_admin, p.settings.max_upload_mb, jobs.list_jobs(p.db, who)
             )
+        if pathname == "/pacs":
+            with p.db.session() as s:
+                projects = catalog.visible_project_names(s, who)
+            found = pacs.parse_sources(p.settings.pacs_sources).values()
+            return pacs_page.layout([(src.name, src.kind) for src in found], projects)
         if pathname == "/review":
             params = parse_qs((search or "").lstrip("?"))
             ids = review.parse_study_ids(params.get("studies", [""])[0])
