@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["portal"] = Portal(settings=settings, db=Database(database_url), queue=queue)
 
     # Imported here so that importing portal.app stays cheap and free of Dash set-up.
+    import portal.api.files  # noqa: F401  (adds the file routes to the API blueprint)
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
     from portal.api.routes import bp as api_bp

@@ -45,6 +45,7 @@ from portal.db.models import (
     ReviewEvent,
     ReviewItem,
     Role,
+    Segmentation,
     Study,
     User,
 )
@@ -99,6 +100,9 @@ EXPECTED_API_ROUTES = {
     ("POST", "/api/v1/comments/<int:comment_id>/resolve"),
     ("POST", "/api/v1/assignments"),
     ("DELETE", "/api/v1/studies/<int:study_id>/assignments/<int:user_id>"),
+    ("GET", "/api/v1/studies/<int:study_id>/files.zip"),
+    ("GET", "/api/v1/segmentations/<int:segmentation_id>/labels"),
+    ("POST", "/api/v1/studies/<int:study_id>/segmentations"),
 }
 # Server-side callbacks, named by the ids of their outputs.
 EXPECTED_CALLBACKS = {
@@ -143,6 +147,7 @@ class Target:
     study_id: int
     item_id: int  # its primary (first segmentation) review item
     comment_id: int  # a comment by "author" on that item
+    segmentation_id: int  # its first segmentation
     assignee_id: int  # "author", a reviewer in every project
     texts: list[str] = field(default_factory=list)  # name, uid, patient name
     blobs: list[bytes] = field(default_factory=list)  # slices of previews and surfaces
@@ -239,6 +244,7 @@ def _world(db: Database, settings: Settings, tmp_path: Path) -> dict[str, Target
                 study_id=study_id,
                 item_id=item.id,
                 comment_id=comment.id,
+                segmentation_id=study.segmentations[0].id,
                 assignee_id=author.user_id,
                 texts=[study.name, study.uid, study.patient_name],
                 blobs=_blobs(settings, study.uid),
@@ -248,8 +254,11 @@ def _world(db: Database, settings: Settings, tmp_path: Path) -> dict[str, Target
             s.scalar(select(func.max(Study.id))) or 0,
             s.scalar(select(func.max(ReviewItem.id))) or 0,
             s.scalar(select(func.max(Comment.id))) or 0,
+            s.scalar(select(func.max(Segmentation.id))) or 0,
         )
-    targets[MISSING] = Target(MISSING, top + 1000, top + 1001, top + 1002, author.user_id)
+    targets[MISSING] = Target(
+        MISSING, top + 1000, top + 1001, top + 1002, top + 1003, author.user_id
+    )
     return targets
 
 
@@ -386,6 +395,14 @@ API_CALLS: dict[tuple[str, str], ApiCall] = {
     ("DELETE", "/api/v1/studies/<int:study_id>/assignments/<int:user_id>"): ApiCall(
         Need.LEAD, lambda db, t: _open_assignment(db, t)
     ),
+    ("GET", "/api/v1/studies/<int:study_id>/files.zip"): ApiCall(Need.SEE),
+    ("GET", "/api/v1/segmentations/<int:segmentation_id>/labels"): ApiCall(Need.SEE),
+    # The matrix sends no file: an allowed user passes the access check and is then told
+    # to send one (uploads themselves: tests/integration/test_files.py).
+    ("POST", "/api/v1/studies/<int:study_id>/segmentations"): ApiCall(
+        Need.READ,
+        granted=lambda t, r: r.status_code == 400 and "multipart" in r.get_json()["error"],
+    ),
 }
 
 
@@ -394,6 +411,7 @@ def _path_values(t: Target) -> dict[str, object]:
         "study_id": t.study_id,
         "item_id": t.item_id,
         "comment_id": t.comment_id,
+        "segmentation_id": t.segmentation_id,
         "user_id": t.assignee_id,
         "index": 0,
         "name": "image.vti",
