@@ -98,10 +98,30 @@ def _project(session: Session, project_id: int) -> Project:
     return project
 
 
-def _not_self(principal: Principal, user_id: int, what: str) -> None:
-    # An admin locking themselves out could leave the portal without any admin.
+def _not_self(principal: Principal, user_id: int, why: str) -> None:
     if principal.user_id == user_id:
-        raise InvalidInput(f"you cannot {what} yourself; ask another administrator")
+        raise InvalidInput(why)
+
+
+# An admin locking themselves out could leave the portal without any admin.
+_ASK_ANOTHER = "ask another administrator to change your own account"
+
+
+def record_refusal(session: Session, principal: Principal, what: str, address: str = "") -> None:
+    """Audit a non-admin's attempt at an admin operation (in its own, committed transaction).
+
+    The refused operation's transaction is rolled back, so the web layer calls this
+    separately: forged calls to the admin callbacks leave a trace.
+    """
+    audit.record(
+        session,
+        principal.user_id,
+        "admin.refused",
+        what[:64],
+        role=principal.role.value,
+        outcome="denied",
+        address=address,
+    )
 
 
 def _memberships(session: Session) -> list[Membership]:
@@ -196,6 +216,20 @@ def create_user(
     return user
 
 
+def user_role(session: Session, principal: Principal, user_id: int) -> Role:
+    """A user's global role (to prefill the admin form).
+
+    Raises
+    ------
+    PermissionDenied
+        If `principal` is not an admin.
+    NotFound
+        If the user does not exist.
+    """
+    _require_admin(principal)
+    return Role(_user(session, user_id).role)
+
+
 def set_role(session: Session, principal: Principal, user_id: int, role: Role) -> None:
     """Change a user's global role (their project roles stay as they are).
 
@@ -210,7 +244,7 @@ def set_role(session: Session, principal: Principal, user_id: int, role: Role) -
     """
     _require_admin(principal)
     user = _user(session, user_id)
-    _not_self(principal, user_id, "change the role of")
+    _not_self(principal, user_id, _ASK_ANOTHER)
     before = user.role
     user.role = role.value
     _record(session, principal, "set_role", f"user:{user.id}", f"from={before} to={role.value}")
@@ -240,7 +274,7 @@ def set_active(session: Session, principal: Principal, user_id: int, active: boo
         user.is_active = True
         _record(session, principal, "reactivate", f"user:{user.id}")
     else:
-        _not_self(principal, user_id, "deactivate")
+        _not_self(principal, user_id, _ASK_ANOTHER)
         user.is_active = False
         ended = auth.end_all_sessions(session, user.id)
         _record(session, principal, "deactivate", f"user:{user.id}", f"sessions_ended={ended}")
@@ -260,12 +294,13 @@ def reset_password(session: Session, principal: Principal, user_id: int, passwor
     PermissionDenied
         If `principal` is not an admin.
     InvalidInput
-        If the password is too short.
+        If the password is too short, or it is the admin's own (they use their account page).
     NotFound
         If the user does not exist.
     """
     _require_admin(principal)
     user = _user(session, user_id)
+    _not_self(principal, user_id, "change your own password on your account page")
     ended = auth.set_password(session, user, password)
     _record(session, principal, "reset_password", f"user:{user.id}", f"sessions_ended={ended}")
     return ended
@@ -355,6 +390,20 @@ def create_project(
         session, principal, "create_project", f"project:{project.id}", f"reads={required_reads}"
     )
     return project
+
+
+def required_reads(session: Session, principal: Principal, project_id: int) -> int:
+    """A project's reads per item (to prefill the admin form).
+
+    Raises
+    ------
+    PermissionDenied
+        If `principal` is not an admin.
+    NotFound
+        If the project does not exist.
+    """
+    _require_admin(principal)
+    return _project(session, project_id).required_reads
 
 
 def set_required_reads(

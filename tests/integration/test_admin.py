@@ -111,8 +111,10 @@ def test_set_role_changes_the_global_role_but_not_ones_own(
     assert _who(db, "ann").role is Role.EXPERT
     [entry] = _audit(db, "admin.set_role")
     assert entry.target == f"user:{ann.user_id}" and entry.detail == "from=reviewer to=expert"
-    with db.session() as s, pytest.raises(InvalidInput, match="yourself"):
+    with db.session() as s, pytest.raises(InvalidInput, match="another administrator"):
         admin.set_role(s, root, root.user_id, Role.VIEWER)
+    with db.session() as s:
+        assert admin.user_role(s, root, ann.user_id) is Role.EXPERT
     with db.session() as s, pytest.raises(NotFound):
         admin.set_role(s, root, 99999, Role.VIEWER)
 
@@ -143,7 +145,7 @@ def test_deactivation_ends_every_session_and_blocks_sign_in(
         admin.set_active(s, root, ann.user_id, True)
     assert len(_audit(db, "admin.reactivate")) == 1
     assert _alive(db, _sign_in(db, "ann"))
-    with db.session() as s, pytest.raises(InvalidInput, match="yourself"):
+    with db.session() as s, pytest.raises(InvalidInput, match="another administrator"):
         admin.set_active(s, root, root.user_id, False)
 
 
@@ -176,6 +178,8 @@ def test_reset_password_ends_sessions_and_only_the_new_password_works(
         assert auth.authenticate(s, "ann", "brand new secret") is not None
     [entry] = _audit(db, "admin.reset_password")
     assert "brand new secret" not in entry.detail and entry.target == f"user:{ann.user_id}"
+    with db.session() as s, pytest.raises(InvalidInput, match="account page"):
+        admin.reset_password(s, root, root.user_id, "brand new secret")
 
 
 def test_force_logout_ends_sessions_but_the_user_may_sign_in_again(
@@ -221,6 +225,7 @@ def test_projects_create_reads_and_members(db: Database, people: dict[str, Princ
             admin.create_project(s, root, f"p{reads}", "", reads)
     with db.session() as s:
         admin.set_required_reads(s, root, pid, 3)
+        assert admin.required_reads(s, root, pid) == 3
         admin.add_member(s, root, pid, eve.user_id, ProjectRole.LEAD)
         admin.add_member(s, root, pid, ann.user_id, ProjectRole.VIEWER)
     with db.session() as s, pytest.raises(InvalidInput, match="already a member"):
@@ -268,6 +273,8 @@ def test_projects_create_reads_and_members(db: Database, people: dict[str, Princ
 OPERATIONS: dict[str, Callable[[Session, Principal, int, int], object]] = {
     "list_users": lambda s, p, uid, pid: admin.list_users(s, p),
     "create_user": lambda s, p, uid, pid: admin.create_user(s, p, "sneaky", PASSWORD, Role.ADMIN),
+    "user_role": lambda s, p, uid, pid: admin.user_role(s, p, uid),
+    "required_reads": lambda s, p, uid, pid: admin.required_reads(s, p, pid),
     "set_role": lambda s, p, uid, pid: admin.set_role(s, p, uid, Role.ADMIN),
     "deactivate": lambda s, p, uid, pid: admin.set_active(s, p, uid, False),
     "reactivate": lambda s, p, uid, pid: admin.set_active(s, p, uid, True),
@@ -310,3 +317,13 @@ def test_non_admins_are_refused_and_nothing_changes(
         assert member is not None and member.role == "reviewer"
         admin_rows = select(func.count()).select_from(AuditEntry)
         assert s.scalar(admin_rows.where(AuditEntry.action.like("admin.%"))) == 0
+    # The web layer records refusals in a transaction of their own.
+    with db.session() as s:
+        admin.record_refusal(s, people["ann"], "callback:admin-deactivate", "10.0.0.9")
+    [entry] = _audit(db, "admin.refused")
+    assert (entry.user_id, entry.role, entry.outcome) == (
+        people["ann"].user_id,
+        "reviewer",
+        "denied",
+    )
+    assert entry.target == "callback:admin-deactivate" and entry.address == "10.0.0.9"

@@ -219,14 +219,16 @@ def _state(app: Flask) -> tuple[object, ...]:
         projects = s.execute(select(Project.name, Project.required_reads)).all()
         members = s.execute(select(ProjectMember.user_id, ProjectMember.role)).all()
         audited = s.scalar(
-            select(func.count()).select_from(AuditEntry).where(AuditEntry.action.like("admin.%"))
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action.like("admin.%"), AuditEntry.outcome == "ok")
         )
         return tuple(map(tuple, users)), tuple(projects), tuple(members), audited
 
 
 def test_non_admins_calling_admin_callbacks_directly_are_refused(app: Flask) -> None:
     ann_client, ann_cookie = _signed_in(app, "ann")
-    _, root_cookie = _signed_in(app, "root")
+    root_client, root_cookie = _signed_in(app, "root")
     root, ann = _user_id(app, "root"), _user_id(app, "ann")
     with app.extensions["portal"].db.session() as s:
         trial = s.scalar(select(Project.id))
@@ -271,6 +273,24 @@ def test_non_admins_calling_admin_callbacks_directly_are_refused(app: Flask) -> 
     assert _state(app) == before
     _assert_alive(app, root_cookie)
     _assert_alive(app, ann_cookie)
+    # Each forged call left a trace.
+    with app.extensions["portal"].db.session() as s:
+        refusals = s.scalars(
+            select(AuditEntry.target).where(
+                AuditEntry.action == "admin.refused", AuditEntry.user_id == ann
+            )
+        ).all()
+    assert len(refusals) == len(forged) and "callback:admin-deactivate" in refusals
+    # Prefilling the role field tells a non-admin nothing: no update at all.
+    prefill = {
+        "output": f"{Admin.ROLE}.value",
+        "outputs": {"id": str(Admin.ROLE), "property": "value"},
+        "inputs": [{"id": str(Admin.USER), "property": "value", "value": root}],
+        "changedPropIds": [f"{Admin.USER}.value"],
+        "state": [],
+    }
+    assert dash_post(ann_client, prefill).get_json()["response"] == {}
+    assert dash_post(root_client, prefill).get_json()["response"][Admin.ROLE]["value"] == "admin"
 
     # The pages themselves say no too, and the nav offers no admin link.
     for path in ("/admin/users", "/admin/projects"):

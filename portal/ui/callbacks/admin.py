@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, no_update
+from flask import request
 from sqlalchemy.orm import Session
 
 from portal.db.models import ProjectRole, Role
 from portal.services import admin
 from portal.services.auth import Principal
-from portal.services.errors import InvalidInput, PermissionDenied, ServiceError
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
 from portal.ui.ids import Admin
 from portal.ui.pages import admin as pages
 from portal.web.context import portal, principal
@@ -178,13 +179,16 @@ def _run(
 ) -> tuple[str, Principal] | None:
     """Run one admin action in its own transaction; None if the caller is not an admin."""
     who = principal()
-    if not who.is_admin:  # the service refuses too; this keeps bad input from mattering
-        return None
+    button = str(ctx.triggered_id)
     form = {component: value for (component, _), value in zip(state, values, strict=True)}
     try:
+        if not who.is_admin:  # the service refuses too; this keeps bad input from mattering
+            raise PermissionDenied("only administrators may do this")
         with portal().db.session() as s:
-            return act(s, who, str(ctx.triggered_id), form), who
+            return act(s, who, button, form), who
     except PermissionDenied:
+        with portal().db.session() as s:
+            admin.record_refusal(s, who, f"callback:{button}", request.remote_addr or "")
         return None
     except ServiceError as exc:
         return f"Not done: {exc}", who
@@ -220,3 +224,29 @@ def register(app: Dash) -> None:
         with portal().db.session() as s:
             rows = admin.list_projects(s, who)
         return message, pages.project_table(rows), pages.project_options(rows)
+
+    @app.callback(
+        Output(Admin.ROLE, "value"), Input(Admin.USER, "value"), prevent_initial_call=True
+    )
+    def prefill_role(user_id: int | None) -> object:
+        """Show the chosen user's current global role."""
+        if user_id is None:
+            return no_update
+        try:
+            with portal().db.session() as s:
+                return admin.user_role(s, principal(), int(user_id)).value
+        except (PermissionDenied, NotFound, ValueError):
+            return no_update
+
+    @app.callback(
+        Output(Admin.READS, "value"), Input(Admin.PROJECT, "value"), prevent_initial_call=True
+    )
+    def prefill_reads(project_id: int | None) -> object:
+        """Show the chosen project's current reads per item."""
+        if project_id is None:
+            return no_update
+        try:
+            with portal().db.session() as s:
+                return admin.required_reads(s, principal(), int(project_id))
+        except (PermissionDenied, NotFound, ValueError):
+            return no_update
