@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from portal.ui.ids import Admin, Shell
+from portal.ui.ids import Account, Admin, Shell
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
 
@@ -76,3 +76,24 @@ def test_admin_creates_a_user_and_adds_them_to_a_project(  # type: ignore[no-unt
     _message(driver, Admin.PROJECT_MESSAGE, "Member added.")
     assert "browser-carol (lead)" in _by_id(driver, Admin.PROJECT_TABLE).text
     driver.save_screenshot(str(ARTIFACTS / "admin-projects.png"))
+
+    # The new user changes their own password; this window stays signed in.
+    driver.find_element(By.ID, "logout-button").click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.NAME, "username"))
+    driver.get(live_server + "/login?next=/account")
+    driver.find_element(By.NAME, "username").send_keys("browser-carol")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, str(Account.CHANGE)))
+    assert not driver.find_elements(By.CSS_SELECTOR, f"#{Shell.NAV} a[href='/admin/users']")
+    _by_id(driver, Account.CURRENT).send_keys(PASSWORD)
+    _by_id(driver, Account.NEW).send_keys("carol's new secret")
+    _by_id(driver, Account.REPEAT).send_keys("carol's new secret")
+    _by_id(driver, Account.CHANGE).click()
+    _message(driver, Account.MESSAGE, "Password changed.")
+    driver.save_screenshot(str(ARTIFACTS / "account-password.png"))
+    driver.get(live_server + "/admin/users")
+    WebDriverWait(driver, 60).until(
+        lambda d: "Not allowed" in d.find_element(By.TAG_NAME, "main").text
+    )
+    assert "browser-carol" in driver.find_element(By.ID, str(Shell.NAV)).text
