@@ -137,6 +137,6 @@ def install(app: Flask) -> None:
             if request.cookies.get(CSRF_COOKIE) != token:
                 # Readable by the page's script (not HttpOnly): that is how Dash sends it back.
                 response.set_cookie(
-                    CSRF_COOKIE, token, secure=request.is_secure, httponly=False, samesite="Strict"
+                    CSRF_COOKIE, token, secure=request.is_secure, httponly=False, samesite="Lax"
                 )
         return response
