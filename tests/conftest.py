@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from portal.config import Settings
 from portal.db import migrate
@@ -77,6 +78,13 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
     assert response.status_code == 302, response.data
+
+
+def dash_post(client: FlaskClient, payload: dict[str, object]) -> TestResponse:
+    """Call a Dash callback as the renderer does, with the session's CSRF header."""
+    with client.session_transaction() as sess:
+        token = sess["csrf"]
+    return client.post("/_dash-update-component", json=payload, headers={"X-CSRF-Token": token})
 
 
 @pytest.fixture(scope="session")

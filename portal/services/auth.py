@@ -76,8 +76,7 @@ def create_user(
         or not username.replace("-", "").replace("_", "").replace(".", "").isalnum()
     ):
         raise InvalidInput("username must be 1-64 letters, digits, '.', '-' or '_'")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    check_password_length(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput(f"user {username!r} already exists")
     user = User(username=username, password_hash=hash_password(password), role=role.value)
@@ -195,6 +194,67 @@ def resolve_session(
     if expires - now < lifetime - timedelta(minutes=1):
         row.expires_at = now + lifetime
     return row.user
+
+
+def end_all_sessions(session: Session, user_id: int) -> int:
+    """Delete every login session of a user and return how many there were.
+
+    Sessions are rows resolved on every request, so this signs the user out on every
+    worker and machine at once; their cookies can never be replayed.
+    """
+    result = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def check_password_length(password: str) -> None:
+    """Raise InvalidInput unless `password` is long enough."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def set_password(session: Session, user: User, password: str) -> int:
+    """Store a new password for `user` and end all their sessions; return how many ended.
+
+    Raises
+    ------
+    InvalidInput
+        If the password is too short.
+    """
+    check_password_length(password)
+    user.password_hash = hash_password(password)
+    return end_all_sessions(session, user.id)
+
+
+def change_own_password(session: Session, user_id: int, current: str, new: str) -> User:
+    """A signed-in user's own password change; ends all of their sessions, this one too.
+
+    The caller starts a fresh session afterwards if the user should stay signed in, so a
+    copy of the old cookie is worthless either way.
+
+    Raises
+    ------
+    InvalidInput
+        If `current` is wrong, `new` too short or equal to `current`.
+    """
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise InvalidInput("unknown user")
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise InvalidInput("the current password is wrong") from None
+    if new == current:
+        raise InvalidInput("the new password must differ from the current one")
+    ended = set_password(session, user, new)
+    audit.record(
+        session,
+        user.id,
+        "auth.password",
+        f"user:{user.id}",
+        f"sessions_ended={ended}",
+        role=user.role,
+    )
+    return user
 
 
 def end_session(session: Session, token: str) -> None:

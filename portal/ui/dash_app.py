@@ -7,8 +7,9 @@ from pathlib import Path
 from dash import Dash, dcc, html
 from flask import Flask
 
-from portal.ui.callbacks import caselist, pacs, review, router
+from portal.ui.callbacks import account, admin, caselist, pacs, review, router
 from portal.ui.ids import Shell
+from portal.web.security import CSRF_COOKIE, CSRF_HEADER
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 
@@ -46,12 +47,17 @@ def build_dash(server: Flask) -> Dash:
         suppress_callback_exceptions=True,
         serve_locally=True,
         compress=False,
+        # The renderer sends this cookie's value in this header; the guard checks it.
+        csrf_token_name=CSRF_COOKIE,
+        csrf_header_name=CSRF_HEADER,
     )
     app.layout = shell
     router.register(app)
     caselist.register(app)
     review.register(app)
     pacs.register(app)
+    admin.register(app)
+    account.register(app)
     _register_bundles(app, server)
     return app
 

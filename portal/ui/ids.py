@@ -73,3 +73,48 @@ class Pacs(enum.StrEnum):
     PROJECT = "pacs-project"
     IMPORT = "pacs-import"
     MESSAGE = "pacs-message"
+
+
+class Admin(enum.StrEnum):
+    """The admin pages: /admin/users and /admin/projects."""
+
+    USER_MESSAGE = "admin-user-message"
+    USER_TABLE = "admin-user-table"
+    NEW_USERNAME = "admin-new-username"
+    NEW_PASSWORD = "admin-new-password"
+    NEW_ROLE = "admin-new-role"
+    NEW_PROJECTS = "admin-new-projects"
+    CREATE_USER = "admin-create-user"
+    USER = "admin-user"
+    ROLE = "admin-role"
+    SET_ROLE = "admin-set-role"
+    DEACTIVATE = "admin-deactivate"
+    REACTIVATE = "admin-reactivate"
+    RESET_PASSWORD = "admin-reset-password"
+    RESET = "admin-reset"
+    FORCE_LOGOUT = "admin-force-logout"
+
+    PROJECT_MESSAGE = "admin-project-message"
+    PROJECT_TABLE = "admin-project-table"
+    NEW_PROJECT_NAME = "admin-new-project-name"
+    NEW_PROJECT_DESCRIPTION = "admin-new-project-description"
+    NEW_PROJECT_READS = "admin-new-project-reads"
+    CREATE_PROJECT = "admin-create-project"
+    PROJECT = "admin-project"
+    READS = "admin-reads"
+    SET_READS = "admin-set-reads"
+    MEMBER = "admin-member"
+    MEMBER_ROLE = "admin-member-role"
+    ADD_MEMBER = "admin-add-member"
+    SET_MEMBER_ROLE = "admin-set-member-role"
+    REMOVE_MEMBER = "admin-remove-member"
+
+
+class Account(enum.StrEnum):
+    """The signed-in user's own page, /account."""
+
+    CURRENT = "account-current"
+    NEW = "account-new"
+    REPEAT = "account-repeat"
+    CHANGE = "account-change"
+    MESSAGE = "account-message"

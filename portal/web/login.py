@@ -6,7 +6,9 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, redirect, render_template_string, request, session
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy.orm import Session
 
+from portal.db.models import User
 from portal.services import audit
 from portal.services.auth import (
     Principal,
@@ -17,7 +19,7 @@ from portal.services.auth import (
     throttled,
 )
 from portal.web.context import LoginUser, portal
-from portal.web.security import csrf_token, csrf_valid, rotate_csrf, safe_next
+from portal.web.security import CSRF_COOKIE, csrf_token, csrf_valid, rotate_csrf, safe_next
 
 bp = Blueprint("web", __name__)
 
@@ -55,6 +57,12 @@ def _page(error: str = "", status: int = 200, username: str = "") -> Response:
     return Response(html, status=status, mimetype="text/html")
 
 
+def renew_login(s: Session, user: User) -> None:
+    """Start a new server-side session for `user` and put its token in this request's cookie."""
+    token = start_session(s, user, timedelta(hours=portal().settings.session_hours))
+    login_user(LoginUser(Principal.of(user), token))
+
+
 @bp.get("/login")
 def login() -> Response:
     if current_user.is_authenticated:
@@ -83,8 +91,7 @@ def login_post() -> Response:
             record_failure(s, username, address)
             audit.record(s, None, "auth.failed")
             return _page("Unknown username or wrong password.", status=401, username=username)
-        token = start_session(s, user, timedelta(hours=p.settings.session_hours))
-        login_user(LoginUser(Principal.of(user), token))
+        renew_login(s, user)
     rotate_csrf()
     return redirect(safe_next(request.form.get("next")))  # type: ignore[return-value]
 
@@ -97,4 +104,6 @@ def logout() -> Response:
         end_session(s, current_user.token)
     logout_user()
     session.clear()
-    return redirect("/login")  # type: ignore[return-value]
+    response = redirect("/login")
+    response.delete_cookie(CSRF_COOKIE)
+    return response  # type: ignore[return-value]

@@ -7,6 +7,13 @@ ALLOWLIST (anonymous access), and nothing else:
 - `GET /_dash-component-suites/...` – the JavaScript bundles of Dash and its components.
 Everything else – Dash's `/_dash-layout`, `/_dash-dependencies`, `/_dash-update-component`,
 every page and every API route – answers 401 (JSON routes) or redirects to `/login`.
+
+Cross-site request forgery. The session cookie is `SameSite=Lax`, so browsers do not send
+it with cross-site POSTs. On top of that every write needs the session's CSRF token back:
+forms in a hidden field, the REST API in the `X-CSRF-Token` header, and Dash callbacks
+(POSTs to `/_dash-update-component`, which change data: flags, admin actions) in the same
+header. Dash's renderer copies the `portal_csrf` cookie, which only same-origin script can
+read, into that header on every callback; the guard answers 403 without it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from portal.web.context import LoginUser, portal
 ALLOWED_EXACT = {("GET", "/login"), ("POST", "/login"), ("GET", "/api/v1/health")}
 ALLOWED_PREFIXES = ("/assets/", "/_dash-component-suites/")
 JSON_PREFIXES = ("/api/", "/_dash-", "/_reload-hash")
+# Dash's renderer sends the value of this cookie in this header with every callback.
+CSRF_COOKIE = "portal_csrf"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 def is_allowlisted(method: str, path: str) -> bool:
@@ -99,6 +109,11 @@ def install(app: Flask) -> None:
         if is_allowlisted(request.method, request.path):
             return None
         if current_user.is_authenticated:
+            if request.method == "POST" and request.path.startswith("/_dash-"):
+                if not csrf_valid(request.headers.get(CSRF_HEADER)):
+                    response = jsonify(error=f"missing or wrong {CSRF_HEADER} header")
+                    response.status_code = 403
+                    return response
             return None
         if request.path.startswith(JSON_PREFIXES):
             response = jsonify(error="login required")
@@ -117,4 +132,11 @@ def install(app: Flask) -> None:
             and "Cache-Control" not in response.headers
         ):
             response.headers["Cache-Control"] = "no-store"
+        if not is_allowlisted(request.method, request.path) and current_user.is_authenticated:
+            token = csrf_token()
+            if request.cookies.get(CSRF_COOKIE) != token:
+                # Readable by the page's script (not HttpOnly): that is how Dash sends it back.
+                response.set_cookie(
+                    CSRF_COOKIE, token, secure=request.is_secure, httponly=False, samesite="Lax"
+                )
         return response

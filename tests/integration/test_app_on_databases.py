@@ -9,7 +9,7 @@ from portal.config import Settings
 from portal.db.models import Role
 from portal.db.session import Database
 from portal.services.importer import import_paths
-from tests.conftest import login, make_user
+from tests.conftest import dash_post, login, make_user
 from tests.integration.test_importer import _case, _import_settings
 
 
@@ -34,11 +34,11 @@ def test_import_list_detail_and_flag_through_the_api(
     make_user(db, "outsider", Role.EXPERT)
     other = app.test_client()
     login(other, "outsider")
-    forged = other.post("/_dash-update-component", json=payload).get_data(as_text=True)
+    forged = dash_post(other, payload).get_data(as_text=True)
     assert "not available to you" in forged
     assert client.get(f"/api/v1/studies/{study_id}").get_json()["flag"]["status"] == "unreviewed"
 
-    response = client.post("/_dash-update-component", json=payload)
+    response = dash_post(client, payload)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert "Saved" in response.get_data(as_text=True)
     flag = client.get(f"/api/v1/studies/{study_id}").get_json()["flag"]

@@ -11,7 +11,7 @@ from werkzeug.routing import Rule
 from portal.db.models import Role
 from portal.web.context import Portal
 from portal.web.security import is_allowlisted, safe_next
-from tests.conftest import PASSWORD, login, make_user
+from tests.conftest import PASSWORD, dash_post, login, make_user
 
 ARG_VALUES = {"int": "1", "path": "deps/x.js", "default": "x"}
 
@@ -146,7 +146,7 @@ def test_reviewer_outside_the_project_sees_nothing(demo_app: Flask) -> None:
         "changedPropIds": ["shell-url.pathname"],
         "state": [],
     }
-    response = client.post("/_dash-update-component", json=payload)
+    response = dash_post(client, payload)
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert "not available to you" in text

@@ -7,10 +7,12 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import catalog, jobs, pacs, viewer
+from portal.services import admin, catalog, jobs, pacs, viewer
 from portal.services.auth import Principal
-from portal.services.errors import NotFound
+from portal.services.errors import NotFound, PermissionDenied
 from portal.ui.ids import Shell
+from portal.ui.pages import account as account_page
+from portal.ui.pages import admin as admin_pages
 from portal.ui.pages import caselist, imports, review
 from portal.ui.pages import pacs as pacs_page
 from portal.web.context import portal, principal
@@ -18,9 +20,12 @@ from portal.web.security import csrf_token
 
 
 def account(who: Principal) -> list[Any]:
-    """Who is signed in, and the sign-out form (a real POST with the CSRF token)."""
+    """Who is signed in (a link to their account), the admin link for admins, and the
+    sign-out form (a real POST with the CSRF token)."""
+    links: list[Any] = [html.A("Admin", href="/admin/users", className="nav-link")]
     return [
-        html.Span(f"{who.username} · {who.role.value}", className="nav-user"),
+        *(links if who.is_admin else []),
+        html.A(f"{who.username} · {who.role.value}", href="/account", className="nav-user"),
         html.Form(
             method="post",
             action="/logout",
@@ -44,6 +49,16 @@ def register(app: Dash) -> None:
         who = principal()
         return page(who, pathname, search), account(who)
 
+    def admin_page(who: Principal, pathname: str) -> object:
+        try:
+            with portal().db.session() as s:
+                users, projects = admin.list_users(s, who), admin.list_projects(s, who)
+        except PermissionDenied:
+            return admin_pages.not_allowed()
+        if pathname == "/admin/users":
+            return admin_pages.users_layout(users, projects)
+        return admin_pages.projects_layout(projects, users)
+
     def page(who: Principal, pathname: str | None, search: str | None) -> object:
         p = portal()
         if pathname in (None, "", "/"):
@@ -62,6 +77,10 @@ def register(app: Dash) -> None:
                 projects = catalog.visible_project_names(s, who)
             found = pacs.parse_sources(p.settings.pacs_sources).values()
             return pacs_page.layout([(src.name, src.kind) for src in found], projects)
+        if pathname in ("/admin/users", "/admin/projects"):
+            return admin_page(who, pathname)
+        if pathname == "/account":
+            return account_page.layout(who)
         if pathname == "/review":
             params = parse_qs((search or "").lstrip("?"))
             ids = review.parse_study_ids(params.get("studies", [""])[0])
