@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from dash import MATCH, Dash, Input, Output, State, no_update
+from dash.exceptions import PreventUpdate
 
 from portal.db.models import ReviewStatus
 from portal.services import review, viewer
-from portal.services.errors import InvalidInput, NotFound
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.ui.components.pane import (
     AXIAL_CAMERA,
     CORONAL_3D_CAMERA,
@@ -19,6 +20,7 @@ from portal.ui.components.pane import (
     volume_children,
 )
 from portal.ui.ids import Pane
+from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
 
 
@@ -74,14 +76,18 @@ def register(app: Dash) -> None:
     ) -> tuple[Any, ...]:
         study_id = int(mode_id["study"])
         p = portal()
-        with p.db.session() as s:
-            # Re-checks access: a pane id in the request is not proof of permission.
-            detail, meta = viewer.pane_data(s, principal(), p.settings.preview_dir, study_id)
-            surfaces = (
-                viewer.label_surfaces(s, principal(), p.settings.preview_dir, study_id)
-                if mode == "3d"
-                else []
-            )
+        try:
+            with p.db.session() as s:
+                # Re-checks access: a pane id in the request is not proof of permission.
+                detail, meta = viewer.pane_data(s, principal(), p.settings.preview_dir, study_id)
+                surfaces = (
+                    viewer.label_surfaces(s, principal(), p.settings.preview_dir, study_id)
+                    if mode == "3d"
+                    else []
+                )
+        except NotFound as exc:
+            record_refusal(exc, f"study:{study_id}", "dash:pane.switch_mode")
+            raise PreventUpdate from exc
         has_labels = bool(meta.get("labels"))
         if mode == "3d":
             camera = CORONAL_3D_CAMERA
@@ -132,8 +138,12 @@ def register(app: Dash) -> None:
                 when = study.reviewed_at.strftime("%H:%M") if study.reviewed_at else ""
         except (InvalidInput, ValueError) as exc:
             return str(exc), no_update, no_update
-        except NotFound:
+        except NotFound as exc:
+            record_refusal(exc, f"study:{save_id['study']}", "dash:pane.save_flag")
             return "This study is not available to you.", no_update, no_update
+        except PermissionDenied as exc:
+            record_refusal(exc, f"study:{save_id['study']}", "dash:pane.save_flag")
+            return str(exc), no_update, no_update
         return (
             f"Saved {when}",
             STATUS_LABELS.get(saved, saved),

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import catalog, jobs, viewer
+from portal.services import audit, catalog, jobs, viewer
 from portal.services.auth import Principal
 from portal.services.errors import NotFound
 from portal.ui.ids import Shell
@@ -71,6 +71,10 @@ def register(app: Dash) -> None:
                     try:
                         panes.append((sid, viewer.pane_data(s, who, p.settings.preview_dir, sid)))
                     except NotFound:
+                        # This transaction commits (other panes load), so no own one.
+                        audit.record_denial(
+                            s, who.user_id, f"study:{sid}", "at=dash:review-page not-found"
+                        )
                         panes.append((sid, None))
             if not ids:
                 return html.Div(
