@@ -7,7 +7,7 @@ from pathlib import Path
 from dash import Dash, dcc, html
 from flask import Flask
 
-from portal.ui.callbacks import caselist, review, router
+from portal.ui.callbacks import audit, caselist, review, router
 from portal.ui.ids import Shell
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
@@ -50,6 +50,7 @@ def build_dash(server: Flask) -> Dash:
     router.register(app)
     caselist.register(app)
     review.register(app)
+    audit.register(app)
     _register_bundles(app, server)
     return app
 

@@ -320,3 +320,72 @@ def test_audit_details_hold_ids_and_coded_values_only(
         # No names of studies or their files, no folders of the server or the source.
         assert not any(name in text_ for name in names), text_
         assert "/" not in text_ and str(tmp_path) not in text_, text_
+
+
+def _audit_page(pathname: str) -> dict[str, object]:
+    payload = _route("")
+    payload["inputs"][0]["value"] = pathname  # type: ignore[index]
+    return payload
+
+
+def _audit_table(action: str | None, *, older: bool = False, cursors: object = None) -> dict:
+    outputs = [
+        ("audit-table", "children"),
+        ("audit-csv", "href"),
+        ("audit-cursors", "data"),
+        ("audit-page-text", "children"),
+        ("audit-older", "disabled"),
+        ("audit-newer", "disabled"),
+        ("audit-message", "children"),
+    ]
+    inputs = [
+        ("audit-from-to", "start_date", None),
+        ("audit-from-to", "end_date", None),
+        ("audit-user", "value", None),
+        ("audit-action", "value", action),
+        ("audit-outcome", "value", None),
+        ("audit-study-uid", "value", None),
+        ("audit-older", "n_clicks", 1 if older else None),
+        ("audit-newer", "n_clicks", None),
+    ]
+    return {
+        "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+        "outputs": [{"id": i, "property": p} for i, p in outputs],
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": "audit-cursors", "property": "data", "value": cursors}],
+        "changedPropIds": ["audit-older.n_clicks" if older else "audit-action.value"],
+    }
+
+
+def test_the_audit_page_is_for_admins_only(app: Flask, db: Database) -> None:
+    start = _last_id(db)
+    client = app.test_client()
+    login(client, "rev")
+    page = client.post("/_dash-update-component", json=_audit_page("/admin/audit"))
+    assert "Page not found" in str(page.get_json())
+    assert "/admin/audit" not in str(page.get_json())  # no nav link either
+    forged = client.post("/_dash-update-component", json=_audit_table(None))
+    assert forged.status_code == 200
+    text_ = forged.get_data(as_text=True)
+    assert "only administrators" in text_ and "auth.login" not in text_
+    denials = [
+        (e.target, e.detail) for e in _entries_after(db, start) if e.action == "access.denied"
+    ]
+    assert denials == [
+        ("page:/admin/audit", "at=dash:router forbidden"),
+        ("audit", "at=dash:audit.show forbidden"),
+    ]
+
+    admin = app.test_client()
+    login(admin, "root")
+    page = admin.post("/_dash-update-component", json=_audit_page("/admin/audit"))
+    body = str(page.get_json())
+    assert "audit-table" in body and "audit-csv" in body and "/admin/audit" in body
+    first = admin.post("/_dash-update-component", json=_audit_table("auth.login")).get_json()
+    response = first["response"]
+    assert response["audit-csv"]["href"] == "/api/v1/audit.csv?action=auth.login"
+    assert response["audit-newer"]["disabled"] is True
+    shown = str(response["audit-table"]["children"])
+    assert shown.count("'auth.login'") == 2 and "access.denied" not in shown
+    assert shown.index("'root'") < shown.index("'rev'")  # newest first
+    assert response["audit-cursors"]["data"] == {"stack": [None], "next": None}

@@ -9,16 +9,20 @@ from dash import Dash, Input, Output, dcc, html
 
 from portal.services import audit, catalog, jobs, viewer
 from portal.services.auth import Principal
-from portal.services.errors import NotFound
+from portal.services.errors import NotFound, PermissionDenied
 from portal.ui.ids import Shell
+from portal.ui.pages import audit as audit_page
 from portal.ui.pages import caselist, imports, review
+from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
 from portal.web.security import csrf_token
 
 
 def account(who: Principal) -> list[Any]:
     """Who is signed in, and the sign-out form (a real POST with the CSRF token)."""
+    admin_links = [html.A("Audit", href="/admin/audit", className="nav-link")]
     return [
+        *(admin_links if who.is_admin else []),
         html.Span(f"{who.username} · {who.role.value}", className="nav-user"),
         html.Form(
             method="post",
@@ -82,6 +86,16 @@ def register(app: Dash) -> None:
                     className="empty",
                 )
             return review.layout(ids, page, per_page, panes)
+        if pathname == "/admin/audit":
+            try:
+                audit.require_admin(who)
+            except PermissionDenied as exc:
+                record_refusal(exc, "page:/admin/audit", "dash:router")
+                return not_found()
+            return audit_page.layout()
+        return not_found()
+
+    def not_found() -> html.Div:
         return html.Div(
             [html.H2("Page not found"), html.A("Back to the case list", href="/")],
             className="empty",
