@@ -163,6 +163,13 @@ def record(
 
 def _insert_view(session: Session, session_key: str, study_id: int) -> bool:
     """Insert (session, study) unless present; True if this call inserted it."""
+    seen = select(StudyView.id).where(
+        StudyView.session_key == session_key, StudyView.study_id == study_id
+    )
+    if session.scalar(seen) is not None:
+        # The usual case (every further fetch) stays a read: on SQLite a write would
+        # queue behind every other worker's, once per thumbnail of the case list.
+        return False
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (

@@ -202,10 +202,17 @@ def test_a_study_is_viewed_once_per_login_session_also_through_dash(
     first, second = app.test_client(), app.test_client()
     login(first, "rev")
     login(second, "rev")
-    for client in (first, second, first):
+    # Another worker (its own app and connection pool) serving the first login session.
+    worker = create_app(app.extensions["portal"].settings)
+    again = worker.test_client()
+    cookie = first.get_cookie("portal_session")
+    assert cookie is not None
+    again.set_cookie("portal_session", cookie.value)
+    for client in (first, second, again):
         response = client.post("/_dash-update-component", json=_route(f"?studies={ours},{theirs}"))
         assert response.status_code == 200
     first.get(f"/api/v1/studies/{ours}/review")
+    worker.extensions["portal"].db.dispose()
     views = [
         (e.action, e.outcome, e.target, e.detail)
         for e in _entries_after(db, start)
