@@ -48,6 +48,11 @@ def table(items: list[dict[str, Any]]) -> html.Table:
     return html.Table([head, html.Tbody(rows)], className="audit-table")
 
 
+def _box(width: str, component: Any) -> html.Div:
+    """A fixed-width slot in the filter row (Dash's inputs stretch to their container)."""
+    return html.Div(component, style={"width": width})
+
+
 def layout() -> html.Div:
     return html.Div(
         className="audit",
@@ -56,14 +61,22 @@ def layout() -> html.Div:
             html.Div(
                 className="filters",
                 children=[
-                    dcc.DatePickerRange(
-                        id=Audit.FROM_TO,
-                        display_format="YYYY-MM-DD",
-                        start_date_placeholder_text="from",
-                        end_date_placeholder_text="to",
-                        clearable=True,
+                    _box(
+                        "18rem",
+                        dcc.DatePickerRange(
+                            id=Audit.FROM_TO,
+                            display_format="YYYY-MM-DD",
+                            start_date_placeholder_text="from",
+                            end_date_placeholder_text="to",
+                            clearable=True,
+                        ),
                     ),
-                    dcc.Input(id=Audit.USER, placeholder="username", debounce=True, type="text"),
+                    _box(
+                        "11rem",
+                        dcc.Input(
+                            id=Audit.USER, placeholder="username", debounce=True, type="text"
+                        ),
+                    ),
                     dcc.Dropdown(
                         id=Audit.ACTION,
                         options=[
@@ -71,19 +84,19 @@ def layout() -> html.Div:
                             for name, meaning in sorted(ACTIONS.items())
                         ],
                         placeholder="any action",
-                        style={"minWidth": "14rem"},
+                        style={"width": "14rem"},
                     ),
                     dcc.Dropdown(
                         id=Audit.OUTCOME,
                         options=[o.value for o in Outcome],
                         placeholder="any outcome",
-                        style={"minWidth": "9rem"},
+                        style={"width": "11rem"},
                     ),
-                    dcc.Input(
-                        id=Audit.STUDY_UID,
-                        placeholder="study UID",
-                        debounce=True,
-                        type="text",
+                    _box(
+                        "20rem",
+                        dcc.Input(
+                            id=Audit.STUDY_UID, placeholder="study UID", debounce=True, type="text"
+                        ),
                     ),
                     html.A(
                         "Export CSV", id=Audit.CSV, href="/api/v1/audit.csv", className="button"
