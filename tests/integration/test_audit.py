@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -191,7 +192,8 @@ def test_refusals_are_recorded_and_unknown_users_not_named(
         ("review-item:1", "", "at=api.submit_read forbidden"),
     ]
     assert all("Jane" not in f"{e.target} {e.detail}" for e in entries)
-    assert ours  # rev's own study stays unlogged: nothing of it was fetched
+    # A refused fetch is no view, and nothing of rev's own study was fetched.
+    assert not any(e.action == "study.view" for e in entries) and ours != theirs
 
 
 def test_a_study_is_viewed_once_per_login_session_also_through_dash(
@@ -258,6 +260,7 @@ def test_only_admins_read_the_audit_log(app: Flask, db: Database) -> None:
 
 def test_query_filters_and_pages_newest_first(db: Database, studies: tuple[int, int]) -> None:
     ours, _ = studies
+    day = datetime.now(UTC).date().isoformat()  # before recording: `to` includes the day
     with db.session() as s:
         root = Principal.of(s.scalars(select(User).where(User.username == "root")).one())
         rev = Principal.of(s.scalars(select(User).where(User.username == "rev")).one())
@@ -276,8 +279,11 @@ def test_query_filters_and_pages_newest_first(db: Database, studies: tuple[int, 
             if page.next_before is None:
                 break
             filters = replace(filters, before_id=page.next_before)
-        today = audit.AuditFilter.from_params({"from": "2000-01-01", "to": "2000-01-02"})
-        assert audit.query_audit(s, root, today).items == []
+        long_ago = audit.AuditFilter.from_params({"from": "2000-01-01", "to": "2000-01-02"})
+        assert audit.query_audit(s, root, long_ago).items == []
+        until = datetime.now(UTC).date().isoformat()  # the same day unless midnight passed
+        today = audit.AuditFilter.from_params({"from": day, "to": until, "action": "study.export"})
+        assert len(audit.query_audit(s, root, today).items) == 5
     assert seen == [f"n={n}" for n in (4, 3, 2, 1, 0)]
 
 
