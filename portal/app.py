@@ -41,15 +41,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["portal"] = Portal(settings=settings, db=Database(database_url), queue=queue)
 
     # Imported here so that importing portal.app stays cheap and free of Dash set-up.
+    import portal.api.audit  # noqa: F401  (adds the audit log routes to the API blueprint)
     import portal.api.files  # noqa: F401  (adds the file routes to the API blueprint)
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
     from portal.api.routes import bp as api_bp
     from portal.ui.dash_app import build_dash
-    from portal.web import security
+    from portal.web import auditing, security
     from portal.web.login import bp as web_bp
 
     security.install(app)
+    auditing.install(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(api_bp)
     build_dash(app)

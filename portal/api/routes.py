@@ -14,6 +14,7 @@ from werkzeug.utils import secure_filename
 from portal.services import catalog, jobs, viewer
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.services.store import preview_file
+from portal.web.auditing import record_refusal, request_target
 from portal.web.context import portal, principal
 from portal.web.security import csrf_valid
 
@@ -29,6 +30,7 @@ PREVIEW_TYPES = {
 
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> tuple[Response, int]:
+    record_refusal(exc, request_target())
     return jsonify(error=str(exc)), 404
 
 
@@ -39,6 +41,7 @@ def _invalid(exc: InvalidInput) -> tuple[Response, int]:
 
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
+    record_refusal(exc, request_target())
     return jsonify(error=str(exc)), 403
 
 
@@ -89,7 +92,7 @@ def studies() -> Response:
 @bp.get("/studies/<int:study_id>")
 def study(study_id: int) -> Response:
     with portal().db.session() as s:
-        return jsonify(catalog.study_detail(catalog.get_study(s, principal(), study_id)))
+        return jsonify(catalog.study_detail(catalog.open_study(s, principal(), study_id, "detail")))
 
 
 @bp.get("/studies/<int:study_id>/preview/<name>")
@@ -103,7 +106,7 @@ def preview(study_id: int, name: str) -> Response:
         abort(404)
     p = portal()
     with p.db.session() as s:
-        uid = catalog.get_study(s, principal(), study_id).uid
+        uid = catalog.open_study(s, principal(), study_id, f"preview:{name}").uid
     stored = name + ".gz" if name.endswith(".vti") else name
     path = preview_file(p.settings.preview_dir, uid, stored)
     if not path.exists():

@@ -455,6 +455,25 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class StudyView(Base):
+    """That a login session has opened a study, so only its first data fetch is audited.
+
+    Kept in the catalog (not in a worker's memory) so that every worker agrees; the
+    unique pair makes "insert if absent" safe when two requests race. Rows go with
+    their session.
+    """
+
+    __tablename__ = "study_views"
+    __table_args__ = (UniqueConstraint("session_key", "study_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_key: Mapped[str] = mapped_column(
+        String(64), ForeignKey("user_sessions.token_hash", ondelete="CASCADE")
+    )
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 __all__ = [
     "Assignment",
     "AuditEntry",
@@ -474,6 +493,7 @@ __all__ = [
     "Role",
     "Segmentation",
     "Study",
+    "StudyView",
     "User",
     "UserSession",
     "Volume",

@@ -155,6 +155,29 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def session_key(token: str) -> str:
+    """The stored, non-secret name of a login session (the hash of its token)."""
+    return _token_hash(token)
+
+
+def audit_refused_login(session: Session, username: str, *, throttled: bool) -> None:
+    """Audit a refused sign-in: ``failed`` for bad credentials, ``denied`` when throttled.
+
+    The attempted name is not written: people type passwords or other personal data
+    into that field. An existing account is named by its id.
+    """
+    user_id = session.scalar(select(User.id).where(User.username == username[:64]))
+    reason = "throttled" if throttled else "wrong password or inactive account"
+    audit.record(
+        session,
+        None,
+        "auth.login",
+        f"user:{user_id}" if user_id is not None else "",
+        reason if user_id is not None else f"{reason}; unknown user",
+        outcome=audit.Outcome.DENIED if throttled else audit.Outcome.FAILED,
+    )
+
+
 def start_session(session: Session, user: User, lifetime: timedelta) -> str:
     """Create a login session and return its token (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
@@ -165,7 +188,7 @@ def start_session(session: Session, user: User, lifetime: timedelta) -> str:
             expires_at=datetime.now(UTC) + lifetime,
         )
     )
-    audit.record(session, user.id, "auth.login", f"user:{user.id}")
+    audit.record(session, user.id, "auth.login", f"user:{user.id}", role=user.role)
     return token
 
 

@@ -19,6 +19,7 @@ from portal.db.models import (
     Segmentation,
     Study,
 )
+from portal.services import audit
 from portal.services.auth import Principal
 from portal.services.errors import InvalidInput, NotFound
 
@@ -112,6 +113,24 @@ def get_study(session: Session, principal: Principal, study_id: int) -> Study:
     )
     if study is None:
         raise NotFound(f"study {study_id} not found")
+    return study
+
+
+def open_study(session: Session, principal: Principal, study_id: int, via: str) -> Study:
+    """`get_study` for a fetch of the study's data; the login session's first is audited.
+
+    Parameters
+    ----------
+    via
+        What is being fetched, for the ``study.view`` entry (e.g. ``detail``).
+
+    Raises
+    ------
+    NotFound
+        If it does not exist or is not visible.
+    """
+    study = get_study(session, principal, study_id)
+    audit.study_viewed(session, principal.user_id, principal.role.value, study, via)
     return study
 
 

@@ -43,7 +43,7 @@ from portal.db.models import (
 )
 from portal.services import audit
 from portal.services.auth import Principal
-from portal.services.catalog import get_study, project_role, visible_studies
+from portal.services.catalog import get_study, open_study, project_role, visible_studies
 from portal.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from portal.services.segmentations import dice_between
 
@@ -678,7 +678,7 @@ def study_review(
     the count of others' (their verdicts and notes are hidden, in the history too);
     experts and leads see all.
     """
-    study = get_study(session, principal, study_id)
+    study = open_study(session, principal, study_id, "review")
     ensure_items(session, study)
     role = _role(session, principal, study)
     users = {u.id: u.username for u in session.scalars(select(User))}

@@ -16,7 +16,7 @@ from portal.imaging.preview import build_preview
 from portal.imaging.vti import vti_bytes
 from portal.imaging.windowing import Window
 from portal.services.auth import Principal
-from portal.services.catalog import get_study, study_detail
+from portal.services.catalog import open_study, study_detail
 from portal.services.errors import NotFound
 from portal.services.store import preview_file
 
@@ -31,7 +31,7 @@ def pane_data(
     NotFound
         If the study is not visible to `principal`.
     """
-    study = get_study(session, principal, study_id)
+    study = open_study(session, principal, study_id, "pane")
     meta = json.loads(preview_file(preview_dir, study.uid, "meta.json").read_text())
     return study_detail(study), meta
 
@@ -40,7 +40,7 @@ def label_surfaces(
     session: Session, principal: Principal, preview_dir: Path, study_id: int
 ) -> list[dict[str, Any]]:
     """The precomputed label surfaces (dash-vtk mesh states) of a visible study."""
-    study = get_study(session, principal, study_id)
+    study = open_study(session, principal, study_id, "surfaces")
     path = preview_file(preview_dir, study.uid, "surfaces.json")
     if not path.exists():
         return []
@@ -71,7 +71,7 @@ def volume_preview(
     NotFound
         If the study is not visible to `principal`, or has no volume `index`.
     """
-    study = get_study(session, principal, study_id)
+    study = open_study(session, principal, study_id, f"volume:{index}")
     if not 0 <= index < study.volume_count:
         raise NotFound(f"study {study_id} has no volume {index}")
     if index == 0:

@@ -7,7 +7,7 @@ from pathlib import Path
 from dash import Dash, dcc, html
 from flask import Flask
 
-from portal.ui.callbacks import account, admin, caselist, pacs, review, router
+from portal.ui.callbacks import account, admin, audit, caselist, pacs, review, router
 from portal.ui.ids import Shell
 from portal.web.security import CSRF_COOKIE, CSRF_HEADER
 
@@ -58,6 +58,7 @@ def build_dash(server: Flask) -> Dash:
     pacs.register(app)
     admin.register(app)
     account.register(app)
+    audit.register(app)
     _register_bundles(app, server)
     return app
 

@@ -118,3 +118,18 @@ class Account(enum.StrEnum):
     REPEAT = "account-repeat"
     CHANGE = "account-change"
     MESSAGE = "account-message"
+
+
+class Audit(enum.StrEnum):
+    FROM_TO = "audit-from-to"
+    USER = "audit-user"
+    ACTION = "audit-action"
+    OUTCOME = "audit-outcome"
+    STUDY_UID = "audit-study-uid"
+    TABLE = "audit-table"
+    OLDER = "audit-older"
+    NEWER = "audit-newer"
+    PAGE_TEXT = "audit-page-text"
+    CURSORS = "audit-cursors"
+    CSV = "audit-csv"
+    MESSAGE = "audit-message"

@@ -9,9 +9,9 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy.orm import Session
 
 from portal.db.models import User
-from portal.services import audit
 from portal.services.auth import (
     Principal,
+    audit_refused_login,
     authenticate,
     end_session,
     record_failure,
@@ -80,7 +80,7 @@ def login_post() -> Response:
     address = request.remote_addr or ""
     with p.db.session() as s:
         if throttled(s, username, address, p.settings.login_max_failures):
-            audit.record(s, None, "auth.throttled")
+            audit_refused_login(s, username, throttled=True)
             return _page(
                 "Too many failed sign-ins. Wait 15 minutes, or ask an administrator.",
                 status=429,
@@ -89,7 +89,7 @@ def login_post() -> Response:
         user = authenticate(s, username, password)
         if user is None:
             record_failure(s, username, address)
-            audit.record(s, None, "auth.failed")
+            audit_refused_login(s, username, throttled=False)
             return _page("Unknown username or wrong password.", status=401, username=username)
         renew_login(s, user)
     rotate_csrf()

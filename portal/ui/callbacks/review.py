@@ -20,6 +20,7 @@ from portal.ui.components.pane import (
     volume_children,
 )
 from portal.ui.ids import Pane
+from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
 
 
@@ -86,6 +87,7 @@ def register(app: Dash) -> None:
                 )
         except NotFound as exc:
             # A forged or stale pane id: answer with nothing rather than a 500.
+            record_refusal(exc, f"study:{study_id}", "dash:pane.switch_mode")
             raise PreventUpdate from exc
         has_labels = bool(meta.get("labels"))
         if mode == "3d":
@@ -135,10 +137,14 @@ def register(app: Dash) -> None:
                 )
                 saved = study.review_status
                 when = study.reviewed_at.strftime("%H:%M") if study.reviewed_at else ""
-        except (InvalidInput, PermissionDenied, Conflict, ValueError) as exc:
+        except (InvalidInput, Conflict, ValueError) as exc:
             return str(exc), no_update, no_update
-        except NotFound:
+        except NotFound as exc:
+            record_refusal(exc, f"study:{save_id['study']}", "dash:pane.save_flag")
             return "This study is not available to you.", no_update, no_update
+        except PermissionDenied as exc:
+            record_refusal(exc, f"study:{save_id['study']}", "dash:pane.save_flag")
+            return str(exc), no_update, no_update
         return (
             f"Saved {when}",
             STATUS_LABELS.get(saved, saved),

@@ -7,22 +7,27 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import admin, catalog, jobs, pacs, viewer
+from portal.services import admin, audit, catalog, jobs, pacs, viewer
 from portal.services.auth import Principal
 from portal.services.errors import NotFound, PermissionDenied
 from portal.ui.ids import Shell
 from portal.ui.pages import account as account_page
 from portal.ui.pages import admin as admin_pages
+from portal.ui.pages import audit as audit_page
 from portal.ui.pages import caselist, imports, review
 from portal.ui.pages import pacs as pacs_page
+from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
 from portal.web.security import csrf_token
 
 
 def account(who: Principal) -> list[Any]:
-    """Who is signed in (a link to their account), the admin link for admins, and the
+    """Who is signed in (a link to their account), the admin links for admins, and the
     sign-out form (a real POST with the CSRF token)."""
-    links: list[Any] = [html.A("Admin", href="/admin/users", className="nav-link")]
+    links: list[Any] = [
+        html.A("Admin", href="/admin/users", className="nav-link"),
+        html.A("Audit", href="/admin/audit", className="nav-link"),
+    ]
     return [
         *(links if who.is_admin else []),
         html.A(f"{who.username} · {who.role.value}", href="/account", className="nav-user"),
@@ -96,6 +101,10 @@ def register(app: Dash) -> None:
                     try:
                         panes.append((sid, viewer.pane_data(s, who, p.settings.preview_dir, sid)))
                     except NotFound:
+                        # This transaction commits (other panes load), so no own one.
+                        audit.record_denial(
+                            s, who.user_id, f"study:{sid}", "at=dash:review-page not-found"
+                        )
                         panes.append((sid, None))
             if not ids:
                 return html.Div(
@@ -103,6 +112,16 @@ def register(app: Dash) -> None:
                     className="empty",
                 )
             return review.layout(ids, page, per_page, panes)
+        if pathname == "/admin/audit":
+            try:
+                audit.require_admin(who)
+            except PermissionDenied as exc:
+                record_refusal(exc, "page:/admin/audit", "dash:router")
+                return not_found()
+            return audit_page.layout()
+        return not_found()
+
+    def not_found() -> html.Div:
         return html.Div(
             [html.H2("Page not found"), html.A("Back to the case list", href="/")],
             className="empty",
