@@ -6,6 +6,8 @@
  *    contexts on first load; a context whose canvas left the document is released with
  *    WEBGL_lose_context so the ~16 live contexts a browser allows go to visible panes.
  * 3. The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
+ * 4. A click (not a drag) on a 2D pane picks the RAS world point under the cursor on the
+ *    shown slice, for anchoring a comment (see `pickWorld`).
  */
 (function () {
   "use strict";
@@ -123,5 +125,69 @@
       }
     },
     { capture: true, passive: false }
+  );
+
+  // dash-vtk's own click picking (pickingModes) uses vtk.js's hardware selector, which
+  // cannot identify image slices and throws on them. With the 2D camera looking straight
+  // down the k axis (parallel projection, no rotation) the world point is simply the
+  // cursor's display-to-world x, y plus the z of the shown slice plane. The vtk objects
+  // are those of react-vtk-js's View component, reached through its host element.
+  function viewComponent(host) {
+    const key = Object.keys(host).find((k) => k.startsWith("__reactFiber$"));
+    let fiber = key ? host[key] : null;
+    while (fiber) {
+      const s = fiber.stateNode;
+      if (s && s.openglRenderWindow && s.renderer) return s;
+      fiber = fiber.return;
+    }
+    return null;
+  }
+
+  function pickWorld(host, event) {
+    const view = viewComponent(host);
+    if (!view) return null;
+    const rect = host.getBoundingClientRect();
+    const size = view.openglRenderWindow.getSize();
+    const x = (size[0] / rect.width) * (event.clientX - rect.left);
+    const y = (size[1] / rect.height) * (rect.height - event.clientY + rect.top);
+    const near = view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer);
+    const slice = view.renderer
+      .getViewProps()
+      .find((p) => p.isA && p.isA("vtkImageSlice") && p.getVisibility());
+    const image = slice && slice.getMapper().getInputData();
+    if (!image) return null;
+    const z = image.indexToWorld([0, 0, slice.getMapper().getSlice()])[2];
+    return [near[0], near[1], z].map((v) => Math.round(v * 10) / 10);
+  }
+
+  let pressedAt = null;
+  document.addEventListener(
+    "mousedown",
+    function (event) { pressedAt = [event.clientX, event.clientY]; },
+    true
+  );
+  document.addEventListener(
+    "click",
+    function (event) {
+      const viewBox = event.target.closest && event.target.closest(".pane-view");
+      if (!viewBox) return;
+      const pane = viewBox.closest(".pane[data-study-id]");
+      if (!pane || pane.classList.contains("mode-3d")) return;
+      // A pan ends in a click too; only a click that did not move picks.
+      if (pressedAt && Math.hypot(event.clientX - pressedAt[0], event.clientY - pressedAt[1]) > 4) {
+        return;
+      }
+      const host = viewBox.querySelector(":scope > div:first-child");
+      const handle = sliderOf(pane);
+      if (!host || !handle || !window.dash_clientside || !window.dash_clientside.set_props) {
+        return;
+      }
+      const world = pickWorld(host, event);
+      if (!world) return;
+      const id = { type: "pane-pick", study: Number(pane.dataset.studyId) };
+      const k = Number(handle.getAttribute("aria-valuenow"));
+      window.dash_clientside.set_props(id, { data: { world_mm: world, slice_index: k } });
+    },
+    true
   );
 })();

@@ -13,22 +13,16 @@ from typing import Any
 import dash_vtk
 from dash import dcc, html
 
-from portal.db.models import ReviewStatus
+from portal.ui.components.review_panel import (
+    STATUS_LABELS,
+    anchors,
+    marker_layer,
+    panel,
+    selected_item,
+)
 from portal.ui.ids import Pane, pane_id
 
-STATUS_LABELS = {
-    ReviewStatus.UNREVIEWED.value: "Unreviewed",
-    ReviewStatus.APPROVED.value: "Approved",
-    ReviewStatus.NEEDS_EDIT.value: "Needs edit",
-    ReviewStatus.FLAGGED_FOR_EXPERT.value: "Flagged for expert",
-}
-
-# Short verbs for the pane's review choices, so the form fits one row in a 4-wide grid.
-CHOICE_LABELS = {
-    ReviewStatus.APPROVED.value: "Approve",
-    ReviewStatus.NEEDS_EDIT.value: "Needs edit",
-    ReviewStatus.FLAGGED_FOR_EXPERT.value: "Expert",
-}
+__all__ = ["STATUS_LABELS", "missing_pane", "pane", "slice_children", "volume_children"]
 
 # Radiological convention, looking from the feet: patient right on screen left, anterior up.
 AXIAL_CAMERA = {"cameraPosition": [0, 0, -1], "cameraViewUp": [0, 1, 0]}
@@ -60,9 +54,15 @@ def image_url(study_id: int, volume_index: int = 0) -> str:
 
 
 def slice_children(
-    study_id: int, k_slice: int, has_labels: bool, visible: bool = True, volume_index: int = 0
+    study_id: int,
+    k_slice: int,
+    has_labels: bool,
+    visible: bool = True,
+    volume_index: int = 0,
+    comment_anchors: list[dict[str, Any]] | None = None,
 ) -> list[Any]:
-    """The 2D representations: grey image slice plus the RGBA label slice on top."""
+    """The 2D representations: grey image slice, the RGBA label slice on top, and the
+    comment markers (`comment_anchors` as in `review_panel.anchors`) of slice `k_slice`."""
     children: list[Any] = [
         dash_vtk.SliceRepresentation(
             id=pane_id(Pane.IMAGE_SLICE, study_id),
@@ -90,6 +90,7 @@ def slice_children(
                 ),
             )
         )
+    children += marker_layer(study_id, comment_anchors or [], k_slice)
     return children
 
 
@@ -119,14 +120,16 @@ def volume_children(
     return children
 
 
-def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
-    """The pane of one visible study; `meta` is the study's preview `meta.json`."""
+def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -> html.Div:
+    """The pane of one visible study; `meta` is the study's preview `meta.json`, `review`
+    its `review.study_review` as the signed-in user may see it."""
     study_id = int(detail["id"])
+    item = selected_item(review, None)
     nk = int(meta["shape"][2])
     mid = nk // 2
     labels = meta.get("labels", [])
     has_labels = bool(labels)
-    status = detail["review_status"]
+    status = item["state"]
     volumes = {
         lab["value"]: lab.get("volume_ml")
         for seg in detail.get("segmentations", [])[:1]
@@ -172,7 +175,9 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                         background=[0, 0, 0],
                         cameraParallelProjection=True,
                         interactorSettings=INTERACTOR_2D,
-                        children=slice_children(study_id, mid, has_labels),
+                        children=slice_children(
+                            study_id, mid, has_labels, comment_anchors=anchors(item)
+                        ),
                         **AXIAL_CAMERA,
                     ),
                     html.Span("A", className="orient orient-top"),
@@ -217,31 +222,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                     ),
                 ],
             ),
-            html.Div(
-                className="pane-review",
-                children=[
-                    dcc.RadioItems(
-                        id=pane_id(Pane.STATUS, study_id),
-                        options=[
-                            {"label": label, "value": value}
-                            for value, label in CHOICE_LABELS.items()
-                        ],
-                        value=status if status != ReviewStatus.UNREVIEWED.value else None,
-                        inline=True,
-                        className="status-choice",
-                    ),
-                    dcc.Input(
-                        id=pane_id(Pane.REASON, study_id),
-                        placeholder="Reason (required for Expert)",
-                        value=detail.get("review_reason") or "",
-                        maxLength=2000,
-                        className="reason",
-                        debounce=False,
-                    ),
-                    html.Button("Save", id=pane_id(Pane.SAVE, study_id), className="save"),
-                    html.Span(id=pane_id(Pane.MESSAGE, study_id), className="pane-message"),
-                ],
-            ),
+            panel(study_id, review),
         ],
     )
 
