@@ -8,6 +8,8 @@
  * 3. The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
  * 4. A click (not a drag) on a 2D pane picks the RAS world point under the cursor on the
  *    shown slice, for anchoring a comment (see `pickWorld`).
+ * 5. Comment anchors (`.marker` dots with `data-world` in RAS mm and `data-k`, the slice
+ *    they were placed on) are kept over their world point as the view zooms and pans.
  */
 (function () {
   "use strict";
@@ -99,6 +101,7 @@
   setInterval(function () {
     releaseDetached();
     markPanes();
+    placeMarkers();
   }, 100);
 
   function sliderOf(pane) {
@@ -190,4 +193,37 @@
     },
     true
   );
+
+  // Dots drawn by vtk.js would follow the camera by themselves, but a points layer in the
+  // view breaks react-vtk-js's 2D/3D switch (its axes actor loses the camera). An HTML
+  // overlay placed with the view's own world-to-display transform follows it just as well.
+  function placeMarkers() {
+    document.querySelectorAll(".pane[data-study-id]").forEach(function (pane) {
+      const dots = pane.querySelectorAll(".pane-view .marker");
+      if (!dots.length) return;
+      const handle = sliderOf(pane);
+      const host = pane.querySelector(".pane-view > div:first-child");
+      const view = host && viewComponent(host);
+      if (!view || !handle || pane.classList.contains("mode-3d")) {
+        dots.forEach((dot) => { dot.style.display = "none"; });
+        return;
+      }
+      const k = handle.getAttribute("aria-valuenow");
+      const rect = host.getBoundingClientRect();
+      const size = view.openglRenderWindow.getSize();
+      dots.forEach(function (dot) {
+        const world = (dot.dataset.world || "").split(",").map(Number);
+        if (world.length !== 3 || (dot.dataset.k !== "" && dot.dataset.k !== k)) {
+          dot.style.display = "none";
+          return;
+        }
+        const d = view.openglRenderWindow.worldToDisplay(
+          world[0], world[1], world[2], view.renderer
+        );
+        dot.style.left = (d[0] * rect.width) / size[0] + "px";
+        dot.style.top = rect.height - (d[1] * rect.height) / size[1] + "px";
+        dot.style.display = "block";
+      });
+    });
+  }
 })();

@@ -24,11 +24,10 @@ from portal.ui.components.pane import (
     volume_children,
 )
 from portal.ui.components.review_panel import (
-    MARKER_LIFT_MM,
     STATUS_LABELS,
     actions_class,
-    anchors,
     details,
+    markers,
     reads_text,
     selected_item,
 )
@@ -94,7 +93,6 @@ def register(app: Dash) -> None:
         Input(_match(Pane.MODE), "value"),
         State(_match(Pane.SLIDER), "value"),
         State(_match(Pane.VOLUME), "value"),
-        State(_match(Pane.ANCHORS), "data"),
         State(_match(Pane.MODE), "id"),
         prevent_initial_call=True,
     )
@@ -102,7 +100,6 @@ def register(app: Dash) -> None:
         mode: str,
         k_slice: int,
         volume_index: int | None,
-        comment_anchors: list[dict[str, Any]] | None,
         mode_id: dict[str, Any],
     ) -> tuple[Any, ...]:
         study_id = int(mode_id["study"])
@@ -135,7 +132,6 @@ def register(app: Dash) -> None:
                 int(k_slice or 0),
                 has_labels,
                 volume_index=int(volume_index or 0),
-                comment_anchors=comment_anchors or [],
             ),
             camera["cameraPosition"],
             camera["cameraViewUp"],
@@ -146,7 +142,7 @@ def register(app: Dash) -> None:
         )
 
     _register_panel(app)
-    _register_markers(app)
+    _register_pick(app)
 
 
 def _register_panel(app: Dash) -> None:
@@ -158,7 +154,7 @@ def _register_panel(app: Dash) -> None:
         Output(_match(Pane.ACTIONS), "className"),
         Output(_match(Pane.READS), "children"),
         Output(_match(Pane.DETAILS), "children"),
-        Output(_match(Pane.ANCHORS), "data"),
+        Output(_match(Pane.MARKERS), "children"),
         Output(_match(Pane.NOTE), "value"),
         Output(_match(Pane.COMMENT), "value"),
         Output(_match(Pane.PICK), "data"),
@@ -272,56 +268,28 @@ def _register_panel(app: Dash) -> None:
             actions_class(item, data["can"]),
             reads_text(item),
             details(study_id, item),
-            anchors(item),
+            markers(item),
             cleared["note"],
             cleared["comment"],
             cleared["pick"],
         )
 
 
-def _register_markers(app: Dash) -> None:
-    # `assets/pane.js` stores a click on the 2D view (RAS mm, slice) as the next anchor.
+def _register_pick(app: Dash) -> None:
+    # `assets/pane.js` stores a click on the 2D view (RAS mm, slice) as the next anchor;
+    # show it in words and as a dot.
     app.clientside_callback(
         """function(pick) {
-            if (!pick) { return 'Click the image to anchor a new comment there.'; }
+            if (!pick) { return ['Click the image to anchor a new comment there.', []]; }
             const w = pick.world_mm;
-            return 'Anchor: (' + w.map(v => v.toFixed(0)).join(', ') + ') mm, slice '
-                + (pick.slice_index + 1) + '. Write the comment below.';
+            const dot = {namespace: 'dash_html_components', type: 'Span', props: {
+                className: 'marker pick', title: 'anchor of the next comment',
+                'data-world': w.join(','), 'data-k': String(pick.slice_index)}};
+            return ['Anchor: (' + w.map(v => v.toFixed(0)).join(', ') + ') mm, slice '
+                + (pick.slice_index + 1) + '. Write the comment below.', [dot]];
         }""",
         Output(_match(Pane.PICK_TEXT), "children"),
+        Output(_match(Pane.PICK_MARKER), "children"),
         Input(_match(Pane.PICK), "data"),
-        prevent_initial_call=True,
-    )
-    # Markers follow the slice: only anchors placed on the shown slice are drawn, just in
-    # front of it (the same rule as `review_panel.marker_points`).
-    app.clientside_callback(
-        """function(anchors, k, pick, mode) {
-            const nu = window.dash_clientside.no_update;
-            if (mode === '3d') { return [nu, nu, nu, nu, nu, nu]; }
-            function layer(list) {
-                const pts = [], verts = [];
-                (list || []).forEach(function (a) {
-                    if (a.slice_index === null || a.slice_index === undefined
-                        || Number(a.slice_index) === Number(k)) {
-                        verts.push(1, pts.length / 3);
-                        pts.push(a.world_mm[0], a.world_mm[1], a.world_mm[2] - LIFT);
-                    }
-                });
-                const shown = pts.length > 0;
-                return [shown ? pts : [0, 0, 0], shown ? verts : [1, 0],
-                        {visibility: shown, pickable: false}];
-            }
-            return layer(anchors).concat(layer(pick ? [pick] : []));
-        }""".replace("LIFT", repr(MARKER_LIFT_MM)),
-        Output(_match(Pane.MARKER_POINTS), "points"),
-        Output(_match(Pane.MARKER_POINTS), "verts"),
-        Output(_match(Pane.MARKERS), "actor"),
-        Output(_match(Pane.PICK_POINTS), "points"),
-        Output(_match(Pane.PICK_POINTS), "verts"),
-        Output(_match(Pane.PICK_MARKER), "actor"),
-        Input(_match(Pane.ANCHORS), "data"),
-        Input(_match(Pane.SLIDER), "value"),
-        Input(_match(Pane.PICK), "data"),
-        State(_match(Pane.MODE), "value"),
         prevent_initial_call=True,
     )

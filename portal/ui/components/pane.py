@@ -13,13 +13,7 @@ from typing import Any
 import dash_vtk
 from dash import dcc, html
 
-from portal.ui.components.review_panel import (
-    STATUS_LABELS,
-    anchors,
-    marker_layer,
-    panel,
-    selected_item,
-)
+from portal.ui.components.review_panel import STATUS_LABELS, markers, panel, selected_item
 from portal.ui.ids import Pane, pane_id
 
 __all__ = ["STATUS_LABELS", "missing_pane", "pane", "slice_children", "volume_children"]
@@ -54,15 +48,9 @@ def image_url(study_id: int, volume_index: int = 0) -> str:
 
 
 def slice_children(
-    study_id: int,
-    k_slice: int,
-    has_labels: bool,
-    visible: bool = True,
-    volume_index: int = 0,
-    comment_anchors: list[dict[str, Any]] | None = None,
+    study_id: int, k_slice: int, has_labels: bool, visible: bool = True, volume_index: int = 0
 ) -> list[Any]:
-    """The 2D representations: grey image slice, the RGBA label slice on top, and the
-    comment markers (`comment_anchors` as in `review_panel.anchors`) of slice `k_slice`."""
+    """The 2D representations: grey image slice plus the RGBA label slice on top."""
     children: list[Any] = [
         dash_vtk.SliceRepresentation(
             id=pane_id(Pane.IMAGE_SLICE, study_id),
@@ -90,7 +78,6 @@ def slice_children(
                 ),
             )
         )
-    children += marker_layer(study_id, comment_anchors or [], k_slice)
     return children
 
 
@@ -175,9 +162,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -
                         background=[0, 0, 0],
                         cameraParallelProjection=True,
                         interactorSettings=INTERACTOR_2D,
-                        children=slice_children(
-                            study_id, mid, has_labels, comment_anchors=anchors(item)
-                        ),
+                        children=slice_children(study_id, mid, has_labels),
                         **AXIAL_CAMERA,
                     ),
                     html.Span("A", className="orient orient-top"),
@@ -190,6 +175,11 @@ def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -
                         className="slice-text",
                     ),
                     html.Div(legend, className="legend"),
+                    # Comment anchors, and the point picked for the next comment.
+                    html.Div(
+                        markers(item), id=pane_id(Pane.MARKERS, study_id), className="markers"
+                    ),
+                    html.Div(id=pane_id(Pane.PICK_MARKER, study_id), className="markers"),
                 ],
             ),
             html.Div(

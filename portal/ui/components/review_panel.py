@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash_vtk
 from dash import dcc, html
 
 from portal.db.models import LabelVerdict, ReviewStatus
@@ -37,16 +36,6 @@ VERDICT_LABELS = {
     LabelVerdict.FALSE_POSITIVE.value: "false positive",
     LabelVerdict.WRONG_LABEL.value: "wrong label",
 }
-
-# Comment anchors are drawn magenta (a colour no label table or grey image uses); the
-# point picked for the next comment, cyan.
-MARKER_RGB = [1.0, 0.0, 1.0]
-PICK_RGB = [0.0, 1.0, 1.0]
-MARKER_SIZE_PX = 12
-PICK_SIZE_PX = 8
-# Markers sit this far in front of the slice (towards the axial camera, which looks
-# along +z) so the slice's own depth never hides them.
-MARKER_LIFT_MM = 0.5
 
 
 def selected_item(review: dict[str, Any], item_id: int | None) -> dict[str, Any]:
@@ -84,58 +73,31 @@ def reads_text(item: dict[str, Any]) -> str:
     return text
 
 
-def anchors(item: dict[str, Any]) -> list[dict[str, Any]]:
-    """The open threads' anchor points, for the markers in the pane."""
+def markers(item: dict[str, Any]) -> list[html.Span]:
+    """One dot per open thread anchored at a point, for the pane's marker overlay.
+
+    `assets/pane.js` places each dot over its world point (RAS mm) with the view's own
+    world-to-display transform, so dots follow zoom and pan, and shows it only while the
+    slice it was placed on is displayed.
+    """
     return [
-        {"world_mm": c["world_mm"], "slice_index": c["slice_index"], "id": c["id"]}
+        marker(c["world_mm"], c["slice_index"], f"#{c['id']} {c['by']}: {c['body'][:80]}")
         for c in item["comments"]
         if c["world_mm"] and not c["resolved"]
     ]
 
 
-def marker_points(found: list[dict[str, Any]], k_slice: int) -> list[float]:
-    """Flat xyz of the anchors placed on slice `k_slice` (same rule as the pane script)."""
-    points: list[float] = []
-    for a in found:
-        if a.get("slice_index") is None or int(a["slice_index"]) == int(k_slice):
-            x, y, z = (float(v) for v in a["world_mm"])
-            points += [x, y, z - MARKER_LIFT_MM]
-    return points
-
-
-def marker_layer(
-    study_id: int, found: list[dict[str, Any]], k_slice: int
-) -> list[dash_vtk.GeometryRepresentation]:
-    """The 2D view's marker layers: open comment anchors, and the pending picked point."""
-    points = marker_points(found, k_slice)
-    return [
-        _points(study_id, Pane.MARKERS, Pane.MARKER_POINTS, points, MARKER_RGB, MARKER_SIZE_PX),
-        _points(study_id, Pane.PICK_MARKER, Pane.PICK_POINTS, [], PICK_RGB, PICK_SIZE_PX),
-    ]
-
-
-def _points(
-    study_id: int, layer: Pane, data: Pane, points: list[float], rgb: list[float], size: int
-) -> dash_vtk.GeometryRepresentation:
-    # An empty PolyData upsets vtk.js bounds; an invisible placeholder point does not
-    # (hidden props are left out of the camera's bounds).
-    return dash_vtk.GeometryRepresentation(
-        id=pane_id(layer, study_id),
-        property={"color": rgb, "pointSize": size, "lighting": False},
-        actor={"visibility": bool(points), "pickable": False},
-        children=dash_vtk.PolyData(
-            id=pane_id(data, study_id),
-            points=points or [0.0, 0.0, 0.0],
-            verts=_verts(len(points) // 3 or 1),
-        ),
+def marker(
+    world_mm: list[float], slice_index: int | None, title: str, pick: bool = False
+) -> html.Span:
+    return html.Span(
+        className="marker pick" if pick else "marker",
+        title=title,
+        **{
+            "data-world": ",".join(f"{float(v):.2f}" for v in world_mm),
+            "data-k": "" if slice_index is None else str(int(slice_index)),
+        },
     )
-
-
-def _verts(count: int) -> list[int]:
-    out: list[int] = []
-    for i in range(count):
-        out += [1, i]
-    return out
 
 
 def panel(study_id: int, review: dict[str, Any]) -> html.Div:
@@ -149,7 +111,6 @@ def panel(study_id: int, review: dict[str, Any]) -> html.Div:
                 id=pane_id(Pane.VERSION, study_id),
                 data={"item": item["id"], "version": item["version"]},
             ),
-            dcc.Store(id=pane_id(Pane.ANCHORS, study_id), data=anchors(item)),
             dcc.Store(id=pane_id(Pane.PICK, study_id), data=None),
             html.Div(
                 className="review-row",
