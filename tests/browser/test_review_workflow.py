@@ -19,9 +19,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from portal.config import Settings
-from portal.db.models import Role, User
+from portal.db.models import ReviewStatus, Role, User
 from portal.db.session import Database
-from portal.services import auth
+from portal.services import auth, review
+from portal.services.auth import Principal
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
 
@@ -211,3 +212,71 @@ def test_reviewer_flags_expert_resolves(live_server: str, browser, readers: None
         )
     )
     _shot(driver, "7-caselist-needs-edit")
+
+
+def test_lead_assigns_from_case_list(live_server: str, browser, readers: None) -> None:  # type: ignore[no-untyped-def]
+    driver = browser
+    study = "MR small (pydicom)"
+    _login(driver, live_server, "admin")  # admins lead every project
+    link = _study_link(driver, study)
+    row_id = link.find_element(By.XPATH, "./ancestor::div[@row-id]").get_attribute("row-id")
+    driver.find_element(By.CSS_SELECTOR, f".ag-row[row-id='{row_id}'] input[type=checkbox]").click()
+    assignee = driver.find_element(By.ID, "caselist-assignee")
+    opener = driver.find_element(By.ID, "caselist-open")
+    _wait(driver, 10).until(lambda d: "Review 1 study" in opener.text)
+    _choose(driver, assignee, "rita")
+    # The date field's typed format follows the browser locale; set the value directly.
+    driver.execute_script(
+        "window.dash_clientside.set_props('caselist-due', {value: '2030-05-01'});"
+    )
+    driver.find_element(By.ID, "caselist-assign-button").click()
+    _wait(driver, 20).until(
+        lambda d: d.find_element(By.ID, "caselist-assign-message").text == "Assigned 1 study"
+    )
+    row = f".ag-center-cols-container .ag-row[row-id='{row_id}']"
+    _wait(driver, 20).until(lambda d: "2030-05-01" in d.find_element(By.CSS_SELECTOR, row).text)
+    assert "rita" in driver.find_element(By.CSS_SELECTOR, row).text
+    _shot(driver, "8-lead-assigned")
+
+    # The reviewer's own queue holds exactly that study.
+    _login(driver, live_server, "rita")
+    assert not driver.find_element(By.ID, "caselist-assign").is_displayed()
+    driver.find_element(By.XPATH, "//label[contains(., 'My queue')]").click()
+    _wait(driver, 20).until(
+        lambda d: (
+            [
+                e.text
+                for e in d.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container .study-link")
+            ]
+            == [study]
+        )
+    )
+    _shot(driver, "9-reviewer-my-queue")
+
+
+def test_stale_panel_gets_conflict_and_reloads(
+    live_server: str, browser, readers: None, demo_settings: Settings
+) -> None:  # type: ignore[no-untyped-def]
+    driver = browser
+    study = "CT small (pydicom)"
+    _login(driver, live_server, "admin")
+    pane = _open_pane(driver, study)
+    badge = pane.find_element(By.CSS_SELECTOR, ".badge")
+    assert badge.text == "Unreviewed"
+    # Meanwhile the reviewer decides the same item from elsewhere.
+    database = Database(demo_settings.resolved_database_url)
+    try:
+        with database.session() as s:
+            rita = Principal.of(s.scalars(select(User).where(User.username == "rita")).one())
+            study_id = int(pane.get_attribute("data-study-id"))
+            data = review.study_review(s, rita, study_id)
+            item = next(i for i in data["items"] if i["key"].startswith("seg:"))
+            review.decide(s, rita, item["id"], ReviewStatus.APPROVED, "", None, item["version"])
+    finally:
+        database.dispose()
+    # The admin's screen still shows version 1: the write is refused and the panel reloads.
+    pane.find_element(By.CSS_SELECTOR, "input.reason, .reason input").send_keys("bone leaks")
+    pane.find_element(By.CSS_SELECTOR, "button.needs-edit").click()
+    _wait(driver, 20).until(lambda d: "changed by rita" in _message(pane))
+    assert badge.text == "Approved"
+    _shot(driver, "10-conflict-reloaded")

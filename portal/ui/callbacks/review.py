@@ -249,7 +249,7 @@ def _register_panel(app: Dash) -> None:
                 data = review.study_review(s, who, study_id, p.settings.store_dir)
         except Conflict as exc:
             # Never a silent overwrite: say what changed and show the item as it is now.
-            message = str(exc)
+            message = f"{exc}. The panel now shows the current state."
             try:
                 with p.db.session() as s:
                     data = review.study_review(s, principal(), study_id, p.settings.store_dir)
