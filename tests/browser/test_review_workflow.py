@@ -198,6 +198,21 @@ def test_reviewer_flags_expert_resolves(live_server: str, browser, readers: None
     assert NOTE in pane.find_element(By.CSS_SELECTOR, ".history").text
     _shot(driver, "6-expert-resolved")
 
+    # Reply in the thread, then resolve it: its marker goes.
+    thread = pane.find_element(By.CSS_SELECTOR, ".thread")
+    thread.find_element(By.CSS_SELECTOR, "input.reply-text, .reply-text input").send_keys(
+        "agreed, sent back"
+    )
+    thread.find_element(By.CSS_SELECTOR, "button.reply").click()
+    _wait(driver, 20).until(
+        lambda d: "agreed, sent back" in pane.find_element(By.CSS_SELECTOR, ".thread").text
+    )
+    pane.find_element(By.CSS_SELECTOR, ".thread button.resolve").click()
+    _wait(driver, 20).until(
+        lambda d: "resolved by ezra" in pane.find_element(By.CSS_SELECTOR, ".thread").text
+    )
+    assert not pane.find_elements(By.CSS_SELECTOR, ".marker:not(.pick)")
+
     # --- back in the case list ----------------------------------------------------------
     driver.get(live_server + "/")
     link = _study_link(driver, STUDY)
