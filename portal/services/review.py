@@ -724,10 +724,12 @@ def can_assign_any(session: Session, principal: Principal) -> bool:
         return True
     return (
         session.scalar(
-            select(ProjectMember.project_id).where(
+            select(ProjectMember.project_id)
+            .where(
                 ProjectMember.user_id == principal.user_id,
                 ProjectMember.role == ProjectRole.LEAD.value,
             )
+            .limit(1)
         )
         is not None
     )
