@@ -23,7 +23,9 @@ dagcomponentfuncs.StudyLink = function (props) {
 
 var STATUS_TEXT = {
   unreviewed: "Unreviewed",
+  "in-review": "In review",
   approved: "Approved",
+  rejected: "Rejected",
   "needs-edit": "Needs edit",
   "flagged-for-expert": "Flagged for expert",
 };

@@ -6,6 +6,10 @@
  *    contexts on first load; a context whose canvas left the document is released with
  *    WEBGL_lose_context so the ~16 live contexts a browser allows go to visible panes.
  * 3. The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
+ * 4. A click (not a drag) on a 2D pane picks the RAS world point under the cursor on the
+ *    shown slice, for anchoring a comment (see `pickWorld`).
+ * 5. Comment anchors (`.marker` dots with `data-world` in RAS mm and `data-k`, the slice
+ *    they were placed on) are kept over their world point as the view zooms and pans.
  */
 (function () {
   "use strict";
@@ -97,6 +101,7 @@
   setInterval(function () {
     releaseDetached();
     markPanes();
+    placeMarkers();
   }, 100);
 
   function sliderOf(pane) {
@@ -124,4 +129,101 @@
     },
     { capture: true, passive: false }
   );
+
+  // dash-vtk's own click picking (pickingModes) uses vtk.js's hardware selector, which
+  // cannot identify image slices and throws on them. With the 2D camera looking straight
+  // down the k axis (parallel projection, no rotation) the world point is simply the
+  // cursor's display-to-world x, y plus the z of the shown slice plane. The vtk objects
+  // are those of react-vtk-js's View component, reached through its host element.
+  function viewComponent(host) {
+    const key = Object.keys(host).find((k) => k.startsWith("__reactFiber$"));
+    let fiber = key ? host[key] : null;
+    while (fiber) {
+      const s = fiber.stateNode;
+      if (s && s.openglRenderWindow && s.renderer) return s;
+      fiber = fiber.return;
+    }
+    return null;
+  }
+
+  function pickWorld(host, event) {
+    const view = viewComponent(host);
+    if (!view) return null;
+    const rect = host.getBoundingClientRect();
+    const size = view.openglRenderWindow.getSize();
+    const x = (size[0] / rect.width) * (event.clientX - rect.left);
+    const y = (size[1] / rect.height) * (rect.height - event.clientY + rect.top);
+    const near = view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer);
+    const slice = view.renderer
+      .getViewProps()
+      .find((p) => p.isA && p.isA("vtkImageSlice") && p.getVisibility());
+    const image = slice && slice.getMapper().getInputData();
+    if (!image) return null;
+    const z = image.indexToWorld([0, 0, slice.getMapper().getSlice()])[2];
+    return [near[0], near[1], z].map((v) => Math.round(v * 10) / 10);
+  }
+
+  let pressedAt = null;
+  document.addEventListener(
+    "mousedown",
+    function (event) { pressedAt = [event.clientX, event.clientY]; },
+    true
+  );
+  document.addEventListener(
+    "click",
+    function (event) {
+      const viewBox = event.target.closest && event.target.closest(".pane-view");
+      if (!viewBox) return;
+      const pane = viewBox.closest(".pane[data-study-id]");
+      if (!pane || pane.classList.contains("mode-3d")) return;
+      // A pan ends in a click too; only a click that did not move picks.
+      if (pressedAt && Math.hypot(event.clientX - pressedAt[0], event.clientY - pressedAt[1]) > 4) {
+        return;
+      }
+      const host = viewBox.querySelector(":scope > div:first-child");
+      const handle = sliderOf(pane);
+      if (!host || !handle || !window.dash_clientside || !window.dash_clientside.set_props) {
+        return;
+      }
+      const world = pickWorld(host, event);
+      if (!world) return;
+      const id = { type: "pane-pick", study: Number(pane.dataset.studyId) };
+      const k = Number(handle.getAttribute("aria-valuenow"));
+      window.dash_clientside.set_props(id, { data: { world_mm: world, slice_index: k } });
+    },
+    true
+  );
+
+  // Dots drawn by vtk.js would follow the camera by themselves, but a points layer in the
+  // view breaks react-vtk-js's 2D/3D switch (its axes actor loses the camera). An HTML
+  // overlay placed with the view's own world-to-display transform follows it just as well.
+  function placeMarkers() {
+    document.querySelectorAll(".pane[data-study-id]").forEach(function (pane) {
+      const dots = pane.querySelectorAll(".pane-view .marker");
+      if (!dots.length) return;
+      const handle = sliderOf(pane);
+      const host = pane.querySelector(".pane-view > div:first-child");
+      const view = host && viewComponent(host);
+      if (!view || !handle || pane.classList.contains("mode-3d")) {
+        dots.forEach((dot) => { dot.style.display = "none"; });
+        return;
+      }
+      const k = handle.getAttribute("aria-valuenow");
+      const rect = host.getBoundingClientRect();
+      const size = view.openglRenderWindow.getSize();
+      dots.forEach(function (dot) {
+        const world = (dot.dataset.world || "").split(",").map(Number);
+        if (world.length !== 3 || (dot.dataset.k !== "" && dot.dataset.k !== k)) {
+          dot.style.display = "none";
+          return;
+        }
+        const d = view.openglRenderWindow.worldToDisplay(
+          world[0], world[1], world[2], view.renderer
+        );
+        dot.style.left = (d[0] * rect.width) / size[0] + "px";
+        dot.style.top = rect.height - (d[1] * rect.height) / size[1] + "px";
+        dot.style.display = "block";
+      });
+    });
+  }
 })();

@@ -18,6 +18,7 @@ from portal.db.models import (
     ReviewStatus,
     Segmentation,
     Study,
+    User,
 )
 from portal.services import audit
 from portal.services.auth import Principal
@@ -197,7 +198,32 @@ def list_studies(session: Session, principal: Principal, query: StudyQuery) -> S
         .offset(query.offset)
         .limit(query.limit)
     ).all()
-    return StudyPage(items=[study_summary(s) for s in rows], total=total)
+    assigned = open_assignments_of(session, [s.id for s in rows])
+    items = [
+        {**study_summary(s), **assigned.get(s.id, {"assignees": [], "due_at": None})} for s in rows
+    ]
+    return StudyPage(items=items, total=total)
+
+
+def open_assignments_of(session: Session, study_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Each study's open assignees (usernames) and earliest due date, for the case list."""
+    if not study_ids:
+        return {}
+    rows = session.execute(
+        select(Assignment.study_id, User.username, Assignment.due_at)
+        .join(User, User.id == Assignment.assignee_id)
+        .where(Assignment.study_id.in_(study_ids), Assignment.ended_at.is_(None))
+        .order_by(Assignment.study_id, User.username)
+    ).all()
+    out: dict[int, dict[str, Any]] = {}
+    for study_id, username, due_at in rows:
+        entry = out.setdefault(study_id, {"assignees": [], "due_at": None})
+        entry["assignees"].append(username)
+        if due_at is not None:
+            due = (due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)).isoformat()
+            if entry["due_at"] is None or due < entry["due_at"]:
+                entry["due_at"] = due
+    return out
 
 
 def _iso(value: Any) -> str | None:

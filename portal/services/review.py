@@ -473,6 +473,36 @@ def set_flag(
     return study
 
 
+def decide(
+    session: Session,
+    principal: Principal,
+    item_id: int,
+    to: ReviewStatus,
+    note: str = "",
+    label_verdicts: dict[Any, Any] | None = None,
+    expected_version: int | None = None,
+) -> ReviewItem:
+    """Record a decision on one item: a read while it is open, a transition after.
+
+    This is what a reviewer's Approve / Needs edit / Flag (or an expert's Resolve)
+    button means, whatever the item's state: while the item is `unreviewed` or
+    `in-review` the choice is `principal`'s read (with its per-label verdicts); once
+    decided, it is an escalation or an expert's resolution. `expected_version` is the
+    version the client showed, so a stale choice raises Conflict instead of overwriting.
+
+    Raises
+    ------
+    NotFound, PermissionDenied, InvalidInput, Conflict
+        As for `submit_read` and `transition`.
+    """
+    item, _study = _item(session, principal, item_id)
+    if ReviewStatus(item.state) in _OPEN and to in _READ_VERDICTS:
+        return submit_read(session, principal, item.id, to, note, label_verdicts, expected_version)
+    if label_verdicts and any(label_verdicts.values()):
+        raise InvalidInput("per-label verdicts go with a read, and this item is already decided")
+    return transition(session, principal, item.id, to, note, expected_version)
+
+
 # --- comments -------------------------------------------------------------------------
 
 
@@ -648,6 +678,63 @@ def unassign(session: Session, principal: Principal, study_id: int, assignee_id:
     return len(ended)
 
 
+def assignable_readers(
+    session: Session, principal: Principal, study_ids: list[int]
+) -> list[dict[str, Any]]:
+    """The active users `principal` may assign all of `study_ids` to, by username.
+
+    That is the members who read (reviewer, expert, lead) in every project the studies
+    belong to, and only if `principal` leads each of those projects; otherwise (or for
+    no studies) the list is empty. Studies that are not visible are ignored, as the
+    assignment itself will refuse them.
+    """
+    if not study_ids:
+        return []
+    studies = session.scalars(
+        visible_studies(principal).where(Study.id.in_(list(dict.fromkeys(study_ids))))
+    ).all()
+    project_ids = {study.project_id for study in studies}
+    if not project_ids or any(
+        project_role(session, principal, pid) is not ProjectRole.LEAD for pid in project_ids
+    ):
+        return []
+    rows = session.execute(
+        select(User.id, User.username, ProjectMember.project_id)
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(
+            User.is_active.is_(True),
+            ProjectMember.project_id.in_(project_ids),
+            ProjectMember.role.in_([r.value for r in _READERS]),
+        )
+        .order_by(User.username)
+    ).all()
+    names: dict[int, str] = {}
+    reads_in: dict[int, set[int]] = {}
+    for user_id, username, project_id in rows:
+        names[user_id] = username
+        reads_in.setdefault(user_id, set()).add(project_id)
+    return [
+        {"id": uid, "username": name} for uid, name in names.items() if reads_in[uid] == project_ids
+    ]
+
+
+def can_assign_any(session: Session, principal: Principal) -> bool:
+    """Whether `principal` leads any project (admins lead all), so may assign work."""
+    if principal.is_admin:
+        return True
+    return (
+        session.scalar(
+            select(ProjectMember.project_id)
+            .where(
+                ProjectMember.user_id == principal.user_id,
+                ProjectMember.role == ProjectRole.LEAD.value,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def _open_assignments(session: Session, study_id: int, user_id: int) -> list[Assignment]:
     return list(
         session.scalars(
@@ -759,6 +846,10 @@ def study_review(
                 "key": item.key,
                 "segmentation_id": item.segmentation_id,
                 "name": seg.name if seg else "image quality",
+                "labels": [
+                    {"value": lab.value, "name": lab.name, "color": lab.color}
+                    for lab in (seg.labels if seg else [])
+                ],
                 "state": item.state,
                 "version": item.version,
                 "round": item.round,

@@ -174,11 +174,10 @@ def test_review_grid_end_to_end(live_server: str, browser) -> None:  # type: ign
 
     # Flag the first study for an expert.
     study_id = first.get_attribute("data-study-id")
-    first.find_element(By.XPATH, ".//label[contains(., 'Expert')]").click()
     reason = first.find_element(By.CSS_SELECTOR, "input.reason, .reason input")
     reason.clear()
     reason.send_keys("grey matter label leaks into the skull")
-    first.find_element(By.CSS_SELECTOR, "button.save").click()
+    first.find_element(By.CSS_SELECTOR, "button.flag").click()
     WebDriverWait(driver, 20).until(
         lambda d: first.find_element(By.CSS_SELECTOR, ".pane-message").text.startswith("Saved")
     )

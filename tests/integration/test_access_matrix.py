@@ -112,7 +112,11 @@ EXPECTED_CALLBACKS = {
     "shell-nav,shell-page",  # the router: /review?studies=<ids>
     "caselist-grid",  # case list rows
     "pane,pane-view",  # 2D/3D switch
-    "pane-badge,pane-message",  # the pane's quick review form
+    # the pane's review panel
+    "pane-actions,pane-badge,pane-comment,pane-details,pane-markers,pane-message,"
+    "pane-note,pane-pick,pane-reads,pane-version",
+    "caselist-assignee",  # readers a lead may assign the selected studies to
+    "caselist-assign-message",  # bulk assignment
 }
 # Server-side callbacks that never take a portal study (checked in their own tests).
 CALLBACKS_OUTSIDE_MATRIX = {
@@ -161,6 +165,7 @@ class Target:
     segmentation_id: int  # its first segmentation
     assignee_id: int  # "author", a reviewer in every project
     texts: list[str] = field(default_factory=list)  # name, uid, patient name
+    version: int = 1  # its primary item's version, as a prepare step last saw it
     blobs: list[bytes] = field(default_factory=list)  # slices of previews and surfaces
 
     def leaked(self, body: bytes) -> list[str]:
@@ -485,10 +490,20 @@ class DashCall:
     values: Callable[[Target], dict[tuple[str, str], Any]]
     granted: Callable[[Target, str], bool]
     prepare: Callable[[Database, Target], None] = lambda db, t: None
+    # The input that changed (component type, property); default: the first input.
+    trigger: tuple[str, str] | None = None
 
 
-def _save_flag_ready(db: Database, t: Target) -> None:
-    _set_items(db, t, state="approved")
+def _open_round(db: Database, t: Target) -> None:
+    t.version = _reads(db, t)["version"]  # a fresh round nobody has read yet
+
+
+def _pane_review_values(t: Target) -> dict[tuple[str, str], Any]:
+    return {
+        ("pane-approve", "n_clicks"): 1,
+        ("pane-version", "data"): {"item": t.item_id, "version": t.version},
+        ("pane-note", "value"): "matrix",
+    }
 
 
 DASH_CALLS: dict[str, DashCall] = {
@@ -514,15 +529,31 @@ DASH_CALLS: dict[str, DashCall] = {
         lambda t: {("pane-mode", "value"): "3d", ("pane-slider", "value"): 0},
         lambda t, body: "GeometryRepresentation" in body,
     ),
-    "pane-badge,pane-message": DashCall(
+    # The pane's review panel, clicking Approve (the item id travels in the version store).
+    (
+        "pane-actions,pane-badge,pane-comment,pane-details,pane-markers,pane-message,"
+        "pane-note,pane-pick,pane-reads,pane-version"
+    ): DashCall(
         Need.READ,
-        lambda t: {
-            ("pane-save", "n_clicks"): 1,
-            ("pane-status", "value"): "flagged-for-expert",
-            ("pane-reason", "value"): "matrix",
-        },
+        _pane_review_values,
         lambda t, body: "Saved" in body,
-        _save_flag_ready,
+        _open_round,
+        trigger=("pane-approve", "n_clicks"),
+    ),
+    # Bulk assignment from the case list selection: the readers offered, then assigning.
+    "caselist-assignee": DashCall(
+        Need.LEAD,
+        lambda t: {("caselist-grid", "selectedRows"): [{"id": t.study_id}]},
+        lambda t, body: '"author"' in body,
+    ),
+    "caselist-assign-message": DashCall(
+        Need.LEAD,
+        lambda t: {
+            ("caselist-assign", "n_clicks"): 1,
+            ("caselist-grid", "selectedRows"): [{"id": t.study_id}],
+            ("caselist-assignee", "value"): t.assignee_id,
+        },
+        lambda t, body: "Assigned 1 study" in body,
     ),
 }
 
@@ -543,13 +574,21 @@ def dash_body(dep: dict[str, Any], call: DashCall, t: Target) -> dict[str, Any]:
     """The `/_dash-update-component` request a browser would send, for target `t`."""
     values = call.values(t)
 
-    def entry(x: dict[str, Any]) -> dict[str, Any]:
+    def entry(x: dict[str, Any]) -> dict[str, Any] | list[Any]:
         id_ = _concrete(_parse_id(x["id"]), t)
+        if isinstance(id_, dict) and ["ALL"] in id_.values():
+            return []  # no such components rendered (no labels, no threads)
         prop = x["property"]
         value = id_ if prop == "id" else values.get((_kind(id_), prop))
         return {"id": id_, "property": prop, "value": value}
 
     inputs = [entry(x) for x in dep["inputs"]]
+    changed = next(
+        x
+        for x in inputs
+        if isinstance(x, dict)
+        and (call.trigger is None or (_kind(x["id"]), x["property"]) == call.trigger)
+    )
     outputs: list[dict[str, Any]] | dict[str, Any] = [
         {"id": _concrete(id_, t), "property": prop} for id_, prop in _outputs(dep)
     ]
@@ -560,7 +599,7 @@ def dash_body(dep: dict[str, Any], call: DashCall, t: Target) -> dict[str, Any]:
         "outputs": outputs,
         "inputs": inputs,
         "state": [entry(x) for x in dep["state"]],
-        "changedPropIds": [_prop_key(inputs[0]["id"], inputs[0]["property"])],
+        "changedPropIds": [_prop_key(changed["id"], changed["property"])],
     }
 
 

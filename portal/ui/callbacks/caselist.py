@@ -1,14 +1,17 @@
-"""Case list callbacks: rows from the catalog service, selection -> review link."""
+"""Case list callbacks: rows from the catalog service, queues, selection -> review link,
+and the lead's bulk assignment."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from dash import Dash, Input, Output, State, no_update
 
-from portal.services import catalog
-from portal.services.errors import InvalidInput
+from portal.services import catalog, review
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.ui.ids import CaseList
+from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
 
 SORTABLE = {key.value: key for key in catalog.SortKey}
@@ -21,7 +24,13 @@ def query_from_request(
     """Translate AG Grid's infinite-model request plus our filter controls into a query."""
     start = int(request.get("startRow") or 0)
     end = int(request.get("endRow") or start + 25)
-    sort = catalog.SortKey.ID
+    try:
+        queue = catalog.Queue(filters.get("queue") or "")
+    except ValueError:
+        queue = catalog.Queue.ALL
+    # The expert queue works oldest flag first unless a column sort says otherwise: a
+    # flagged study's reviewed_at is when it was flagged.
+    sort = catalog.SortKey.REVIEWED if queue is catalog.Queue.EXPERT else catalog.SortKey.ID
     descending = False
     for item in request.get("sortModel") or []:
         if item.get("colId") in SORTABLE:
@@ -33,6 +42,7 @@ def query_from_request(
         modality=filters.get("modality") or "",
         status=filters.get("status") or "",
         project=filters.get("project") or "",
+        queue=queue,
         sort=sort,
         descending=descending,
         offset=start,
@@ -48,6 +58,7 @@ def register(app: Dash) -> None:
         State(CaseList.MODALITY, "value"),
         State(CaseList.STATUS, "value"),
         State(CaseList.PROJECT, "value"),
+        State(CaseList.QUEUE, "value"),
     )
     def rows(
         request: dict[str, Any] | None,
@@ -55,12 +66,19 @@ def register(app: Dash) -> None:
         modality: str | None,
         status: str | None,
         project: str | None,
+        queue: str | None,
     ) -> object:
         if not request:
             return no_update
         query = query_from_request(
             request,
-            {"search": search, "modality": modality, "status": status, "project": project},
+            {
+                "search": search,
+                "modality": modality,
+                "status": status,
+                "project": project,
+                "queue": queue,
+            },
         )
         try:
             with portal().db.session() as s:
@@ -68,12 +86,15 @@ def register(app: Dash) -> None:
         except InvalidInput:
             return {"rowData": [], "rowCount": 0}
         # AG Grid wants string row ids; a stable id keeps selection across pages and sorts.
-        rows = [{**item, "row_id": str(item["id"])} for item in page.items]
+        rows = [
+            {**item, "row_id": str(item["id"]), "assigned_to": ", ".join(item["assignees"])}
+            for item in page.items
+        ]
         return {"rowData": rows, "rowCount": page.total}
 
     # A filter change empties the grid's block cache, which makes it ask for rows again.
     app.clientside_callback(
-        """function(search, modality, status, project) {
+        """function(search, modality, status, project, queue, assigned) {
             const api = window.dash_ag_grid && dash_ag_grid.getApi('GRID_ID');
             if (api) { api.deselectAll(); api.purgeInfiniteCache(); }
             return Date.now();
@@ -83,6 +104,8 @@ def register(app: Dash) -> None:
         Input(CaseList.MODALITY, "value"),
         Input(CaseList.STATUS, "value"),
         Input(CaseList.PROJECT, "value"),
+        Input(CaseList.QUEUE, "value"),
+        Input(CaseList.ASSIGN_MESSAGE, "children"),
         prevent_initial_call=True,
     )
 
@@ -100,3 +123,51 @@ def register(app: Dash) -> None:
         Output(CaseList.OPEN, "className"),
         Input(CaseList.GRID, "selectedRows"),
     )
+
+    @app.callback(
+        Output(CaseList.ASSIGNEE, "options"),
+        Input(CaseList.GRID, "selectedRows"),
+        State(CaseList.ASSIGN_BOX, "className"),
+    )
+    def assignees(rows: list[dict[str, Any]] | None, box_class: str | None) -> object:
+        if "hidden" in (box_class or ""):
+            return no_update
+        ids = [int(r["id"]) for r in rows or []]
+        with portal().db.session() as s:
+            readers = review.assignable_readers(s, principal(), ids)
+        return [{"label": r["username"], "value": r["id"]} for r in readers]
+
+    @app.callback(
+        Output(CaseList.ASSIGN_MESSAGE, "children"),
+        Input(CaseList.ASSIGN, "n_clicks"),
+        State(CaseList.GRID, "selectedRows"),
+        State(CaseList.ASSIGNEE, "value"),
+        State(CaseList.DUE, "value"),
+        prevent_initial_call=True,
+    )
+    def assign(
+        _clicks: int, rows: list[dict[str, Any]] | None, assignee: int | None, due: str | None
+    ) -> str:
+        ids = [int(r["id"]) for r in rows or []]
+        if not ids or assignee is None:
+            return "Select studies and a reader first."
+        try:
+            # A due date means the end of that day, UTC.
+            due_at = (
+                datetime.fromisoformat(due).replace(hour=23, minute=59, tzinfo=UTC) if due else None
+            )
+        except ValueError:
+            return f"{due!r} is not a date"
+        try:
+            with portal().db.session() as s:
+                made = review.assign(s, principal(), ids, int(assignee), due_at)
+                count = len(made)
+        except InvalidInput as exc:
+            return str(exc)
+        except PermissionDenied as exc:
+            record_refusal(exc, f"studies:{','.join(map(str, ids))}"[:64], "dash:caselist.assign")
+            return str(exc)
+        except NotFound as exc:
+            record_refusal(exc, f"studies:{','.join(map(str, ids))}"[:64], "dash:caselist.assign")
+            return "Some of these studies are not available to you."
+        return f"Assigned {count} " + ("study" if count == 1 else "studies")

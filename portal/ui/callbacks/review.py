@@ -1,10 +1,16 @@
-"""Pane callbacks: slice scrolling (client-side), 2D/3D switch and review flags (server)."""
+"""Pane callbacks: slice scrolling (client-side), 2D/3D switch, the review panel and
+comment markers.
+
+The review panel has one server callback: every write (decision, comment, reply,
+resolve) calls one service function and then re-reads `review.study_review`, so what the
+panel shows is always what the database holds, blinded for this user.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dash import MATCH, Dash, Input, Output, State, no_update
+from dash import ALL, MATCH, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from portal.db.models import ReviewStatus
@@ -15,9 +21,16 @@ from portal.ui.components.pane import (
     CORONAL_3D_CAMERA,
     INTERACTOR_2D,
     INTERACTOR_3D,
-    STATUS_LABELS,
     slice_children,
     volume_children,
+)
+from portal.ui.components.review_panel import (
+    STATUS_LABELS,
+    actions_class,
+    details,
+    markers,
+    reads_text,
+    selected_item,
 )
 from portal.ui.ids import Pane
 from portal.web.auditing import record_refusal
@@ -26,6 +39,20 @@ from portal.web.context import portal, principal
 
 def _match(kind: Pane) -> dict[str, Any]:
     return {"type": kind.value, "study": MATCH}
+
+
+def _each(kind: Pane, key: str) -> dict[str, Any]:
+    """Every re-rendered `kind` component of the matched pane (one per label or thread)."""
+    return {"type": kind.value, "study": MATCH, key: ALL}
+
+
+DECISIONS = {
+    Pane.APPROVE.value: ReviewStatus.APPROVED,
+    Pane.NEEDS_EDIT.value: ReviewStatus.NEEDS_EDIT,
+    Pane.FLAG.value: ReviewStatus.FLAGGED_FOR_EXPERT,
+    Pane.REJECT.value: ReviewStatus.REJECTED,
+}
+NOT_AVAILABLE = "This study is not available to you."
 
 
 def register(app: Dash) -> None:
@@ -72,7 +99,10 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def switch_mode(
-        mode: str, k_slice: int, volume_index: int | None, mode_id: dict[str, Any]
+        mode: str,
+        k_slice: int,
+        volume_index: int | None,
+        mode_id: dict[str, Any],
     ) -> tuple[Any, ...]:
         study_id = int(mode_id["study"])
         p = portal()
@@ -105,7 +135,10 @@ def register(app: Dash) -> None:
         camera = AXIAL_CAMERA
         return (
             slice_children(
-                study_id, int(k_slice or 0), has_labels, volume_index=int(volume_index or 0)
+                study_id,
+                int(k_slice or 0),
+                has_labels,
+                volume_index=int(volume_index or 0),
             ),
             camera["cameraPosition"],
             camera["cameraViewUp"],
@@ -115,38 +148,159 @@ def register(app: Dash) -> None:
             "pane",
         )
 
-    @app.callback(
+    _register_panel(app)
+    _register_pick(app)
+
+
+def _register_panel(app: Dash) -> None:
+    outputs = [
         Output(_match(Pane.MESSAGE), "children"),
         Output(_match(Pane.BADGE), "children"),
         Output(_match(Pane.BADGE), "className"),
-        Input(_match(Pane.SAVE), "n_clicks"),
-        State(_match(Pane.STATUS), "value"),
-        State(_match(Pane.REASON), "value"),
-        State(_match(Pane.SAVE), "id"),
+        Output(_match(Pane.VERSION), "data"),
+        Output(_match(Pane.ACTIONS), "className"),
+        Output(_match(Pane.READS), "children"),
+        Output(_match(Pane.DETAILS), "children"),
+        Output(_match(Pane.MARKERS), "children"),
+        Output(_match(Pane.NOTE), "value"),
+        Output(_match(Pane.COMMENT), "value"),
+        Output(_match(Pane.PICK), "data"),
+    ]
+
+    @app.callback(
+        *outputs,
+        Input(_match(Pane.ITEM), "value"),
+        Input(_match(Pane.APPROVE), "n_clicks"),
+        Input(_match(Pane.NEEDS_EDIT), "n_clicks"),
+        Input(_match(Pane.FLAG), "n_clicks"),
+        Input(_match(Pane.REJECT), "n_clicks"),
+        Input(_match(Pane.COMMENT_ADD), "n_clicks"),
+        Input(_each(Pane.THREAD_REPLY, "thread"), "n_clicks"),
+        Input(_each(Pane.THREAD_RESOLVE, "thread"), "n_clicks"),
+        State(_match(Pane.VERSION), "data"),
+        State(_match(Pane.NOTE), "value"),
+        State(_each(Pane.LABEL_VERDICT, "label"), "value"),
+        State(_each(Pane.LABEL_VERDICT, "label"), "id"),
+        State(_each(Pane.REPLY_TEXT, "thread"), "value"),
+        State(_each(Pane.REPLY_TEXT, "thread"), "id"),
+        State(_match(Pane.COMMENT), "value"),
+        State(_match(Pane.PICK), "data"),
+        State(_match(Pane.ITEM), "id"),
         prevent_initial_call=True,
     )
-    def save_flag(
-        _clicks: int, status: str | None, reason: str | None, save_id: dict[str, Any]
-    ) -> tuple[Any, ...]:
-        if not status:
-            return "Choose a status first.", no_update, no_update
+    def act(*args: Any) -> tuple[Any, ...]:
+        (
+            item_choice,
+            *_clicks,
+            version,
+            note,
+            verdict_values,
+            verdict_ids,
+            reply_values,
+            reply_ids,
+            comment,
+            pick,
+            item_select_id,
+        ) = args
+        unchanged = (no_update,) * len(outputs)
+        trigger = ctx.triggered_id
+        if trigger is None:
+            return unchanged
+        kind = trigger["type"]
+        # Re-rendered buttons arrive with n_clicks None; only a real click acts.
+        if kind != Pane.ITEM.value and not ctx.triggered[0]["value"]:
+            return unchanged
+        study_id = int(item_select_id["study"])
+        item_id = int(version["item"]) if kind != Pane.ITEM.value else int(item_choice)
+        p = portal()
+        message = ""
+        cleared = {"note": no_update, "comment": no_update, "pick": no_update}
         try:
-            with portal().db.session() as s:
-                study = review.set_flag(
-                    s, principal(), int(save_id["study"]), ReviewStatus(status), reason or ""
-                )
-                saved = study.review_status
-                when = study.reviewed_at.strftime("%H:%M") if study.reviewed_at else ""
-        except (InvalidInput, Conflict, ValueError) as exc:
-            return str(exc), no_update, no_update
-        except NotFound as exc:
-            record_refusal(exc, f"study:{save_id['study']}", "dash:pane.save_flag")
-            return "This study is not available to you.", no_update, no_update
+            with p.db.session() as s:
+                who = principal()
+                if kind in DECISIONS:
+                    pairs = zip(verdict_ids, verdict_values, strict=True)
+                    verdicts = {str(i["label"]): v for i, v in pairs if v}
+                    review.decide(
+                        s,
+                        who,
+                        item_id,
+                        DECISIONS[kind],
+                        note or "",
+                        verdicts,
+                        int(version["version"]),
+                    )
+                    message = "Saved: " + STATUS_LABELS[DECISIONS[kind].value].lower()
+                    cleared["note"] = ""
+                elif kind == Pane.COMMENT_ADD.value:
+                    anchor = (
+                        review.Anchor(
+                            world_mm=tuple(float(v) for v in pick["world_mm"]),  # type: ignore[arg-type]
+                            slice_index=pick.get("slice_index"),
+                        )
+                        if pick
+                        else None
+                    )
+                    review.add_comment(s, who, item_id, comment or "", anchor)
+                    message = "Comment added"
+                    cleared["comment"] = ""
+                    cleared["pick"] = None  # the point is now the thread's marker
+                elif kind == Pane.THREAD_REPLY.value:
+                    replies = {i["thread"]: v for i, v in zip(reply_ids, reply_values, strict=True)}
+                    body = replies.get(trigger["thread"]) or ""
+                    review.add_comment(s, who, item_id, body, parent_id=int(trigger["thread"]))
+                    message = "Reply added"
+                elif kind == Pane.THREAD_RESOLVE.value:
+                    review.resolve_comment(s, who, int(trigger["thread"]))
+                    message = "Thread resolved"
+                data = review.study_review(s, who, study_id, p.settings.store_dir)
+        except Conflict as exc:
+            # Never a silent overwrite: say what changed and show the item as it is now.
+            message = f"{exc}. The panel now shows the current state."
+            try:
+                with p.db.session() as s:
+                    data = review.study_review(s, principal(), study_id, p.settings.store_dir)
+            except NotFound:
+                return (NOT_AVAILABLE, *unchanged[1:])
+        except InvalidInput as exc:
+            return (str(exc), *unchanged[1:])
         except PermissionDenied as exc:
-            record_refusal(exc, f"study:{save_id['study']}", "dash:pane.save_flag")
-            return str(exc), no_update, no_update
+            record_refusal(exc, f"study:{study_id}", "dash:pane.review")
+            return (str(exc), *unchanged[1:])
+        except NotFound as exc:
+            record_refusal(exc, f"study:{study_id}", "dash:pane.review")
+            return (NOT_AVAILABLE, *unchanged[1:])
+        item = selected_item(data, item_id)
         return (
-            f"Saved {when}",
-            STATUS_LABELS.get(saved, saved),
-            f"badge status-{saved}",
+            message,
+            STATUS_LABELS.get(item["state"], item["state"]),
+            f"badge status-{item['state']}",
+            {"item": item["id"], "version": item["version"]},
+            actions_class(item, data["can"]),
+            reads_text(item),
+            details(study_id, item),
+            markers(item),
+            cleared["note"],
+            cleared["comment"],
+            cleared["pick"],
         )
+
+
+def _register_pick(app: Dash) -> None:
+    # `assets/pane.js` stores a click on the 2D view (RAS mm, slice) as the next anchor;
+    # show it in words and as a dot.
+    app.clientside_callback(
+        """function(pick) {
+            if (!pick) { return ['Click the image to anchor a new comment there.', []]; }
+            const w = pick.world_mm;
+            const dot = {namespace: 'dash_html_components', type: 'Span', props: {
+                className: 'marker pick', title: 'anchor of the next comment',
+                'data-world': w.join(','), 'data-k': String(pick.slice_index)}};
+            return ['Anchor: (' + w.map(v => v.toFixed(0)).join(', ') + ') mm, slice '
+                + (pick.slice_index + 1) + '. Write the comment below.', [dot]];
+        }""",
+        Output(_match(Pane.PICK_TEXT), "children"),
+        Output(_match(Pane.PICK_MARKER), "children"),
+        Input(_match(Pane.PICK), "data"),
+        prevent_initial_call=True,
+    )

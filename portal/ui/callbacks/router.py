@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 from dash import Dash, Input, Output, dcc, html
 
 from portal.services import admin, audit, catalog, jobs, pacs, viewer
+from portal.services import review as review_service
 from portal.services.auth import Principal
 from portal.services.errors import NotFound, PermissionDenied
 from portal.ui.ids import Shell
@@ -69,7 +70,9 @@ def register(app: Dash) -> None:
         if pathname in (None, "", "/"):
             with p.db.session() as s:
                 return caselist.layout(
-                    catalog.visible_project_names(s, who), catalog.visible_modalities(s, who)
+                    catalog.visible_project_names(s, who),
+                    catalog.visible_modalities(s, who),
+                    review_service.can_assign_any(s, who),
                 )
         if pathname == "/import":
             with p.db.session() as s:
@@ -99,7 +102,9 @@ def register(app: Dash) -> None:
             with p.db.session() as s:
                 for sid in on_page:
                     try:
-                        panes.append((sid, viewer.pane_data(s, who, p.settings.preview_dir, sid)))
+                        detail, meta = viewer.pane_data(s, who, p.settings.preview_dir, sid)
+                        study = review_service.study_review(s, who, sid, p.settings.store_dir)
+                        panes.append((sid, (detail, meta, study)))
                     except NotFound:
                         # This transaction commits (other panes load), so no own one.
                         audit.record_denial(

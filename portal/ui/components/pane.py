@@ -13,24 +13,10 @@ from typing import Any
 import dash_vtk
 from dash import dcc, html
 
-from portal.db.models import ReviewStatus
+from portal.ui.components.review_panel import STATUS_LABELS, markers, panel, selected_item
 from portal.ui.ids import Pane, pane_id
 
-STATUS_LABELS = {
-    ReviewStatus.UNREVIEWED.value: "Unreviewed",
-    ReviewStatus.IN_REVIEW.value: "In review",
-    ReviewStatus.APPROVED.value: "Approved",
-    ReviewStatus.NEEDS_EDIT.value: "Needs edit",
-    ReviewStatus.FLAGGED_FOR_EXPERT.value: "Flagged for expert",
-    ReviewStatus.REJECTED.value: "Rejected",
-}
-
-# Short verbs for the pane's review choices, so the form fits one row in a 4-wide grid.
-CHOICE_LABELS = {
-    ReviewStatus.APPROVED.value: "Approve",
-    ReviewStatus.NEEDS_EDIT.value: "Needs edit",
-    ReviewStatus.FLAGGED_FOR_EXPERT.value: "Expert",
-}
+__all__ = ["STATUS_LABELS", "missing_pane", "pane", "slice_children", "volume_children"]
 
 # Radiological convention, looking from the feet: patient right on screen left, anterior up.
 AXIAL_CAMERA = {"cameraPosition": [0, 0, -1], "cameraViewUp": [0, 1, 0]}
@@ -121,14 +107,16 @@ def volume_children(
     return children
 
 
-def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
-    """The pane of one visible study; `meta` is the study's preview `meta.json`."""
+def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -> html.Div:
+    """The pane of one visible study; `meta` is the study's preview `meta.json`, `review`
+    its `review.study_review` as the signed-in user may see it."""
     study_id = int(detail["id"])
+    item = selected_item(review, None)
     nk = int(meta["shape"][2])
     mid = nk // 2
     labels = meta.get("labels", [])
     has_labels = bool(labels)
-    status = detail["review_status"]
+    status = item["state"]
     volumes = {
         lab["value"]: lab.get("volume_ml")
         for seg in detail.get("segmentations", [])[:1]
@@ -187,6 +175,11 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                         className="slice-text",
                     ),
                     html.Div(legend, className="legend"),
+                    # Comment anchors, and the point picked for the next comment.
+                    html.Div(
+                        markers(item), id=pane_id(Pane.MARKERS, study_id), className="markers"
+                    ),
+                    html.Div(id=pane_id(Pane.PICK_MARKER, study_id), className="markers"),
                 ],
             ),
             html.Div(
@@ -219,31 +212,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any]) -> html.Div:
                     ),
                 ],
             ),
-            html.Div(
-                className="pane-review",
-                children=[
-                    dcc.RadioItems(
-                        id=pane_id(Pane.STATUS, study_id),
-                        options=[
-                            {"label": label, "value": value}
-                            for value, label in CHOICE_LABELS.items()
-                        ],
-                        value=status if status != ReviewStatus.UNREVIEWED.value else None,
-                        inline=True,
-                        className="status-choice",
-                    ),
-                    dcc.Input(
-                        id=pane_id(Pane.REASON, study_id),
-                        placeholder="Reason (required for Expert)",
-                        value=detail.get("review_reason") or "",
-                        maxLength=2000,
-                        className="reason",
-                        debounce=False,
-                    ),
-                    html.Button("Save", id=pane_id(Pane.SAVE, study_id), className="save"),
-                    html.Span(id=pane_id(Pane.MESSAGE, study_id), className="pane-message"),
-                ],
-            ),
+            panel(study_id, review),
         ],
     )
 

@@ -6,10 +6,18 @@ import dash_ag_grid as dag
 from dash import dcc, html
 
 from portal.db.models import ReviewStatus
+from portal.services.catalog import Queue
 from portal.ui.components.pane import STATUS_LABELS
 from portal.ui.ids import CaseList
 
 PAGE_SIZE = 25
+
+QUEUE_LABELS = {
+    Queue.ALL.value: "All",
+    Queue.MINE.value: "My queue",
+    Queue.EXPERT.value: "Expert queue",
+    Queue.OVERDUE.value: "Overdue",
+}
 
 COLUMNS = [
     {
@@ -42,6 +50,14 @@ COLUMNS = [
         "sortable": False,
     },
     {"headerName": "Reviewed by", "field": "reviewed_by", "width": 130, "sortable": False},
+    {"headerName": "Assigned to", "field": "assigned_to", "width": 130, "sortable": False},
+    {
+        "headerName": "Due",
+        "field": "due_at",
+        "width": 120,
+        "sortable": False,
+        "valueFormatter": {"function": "params.value ? params.value.slice(0, 10) : ''"},
+    },
     {
         "headerName": "Reviewed",
         "field": "reviewed_at",
@@ -53,10 +69,24 @@ COLUMNS = [
 ]
 
 
-def layout(projects: list[str], modalities: list[str]) -> html.Div:
+def layout(projects: list[str], modalities: list[str], can_assign: bool = False) -> html.Div:
+    """The case list; `can_assign` (project leads, admins) shows the bulk-assign control."""
     return html.Div(
         className="caselist",
         children=[
+            html.Div(
+                className="queues",
+                children=[
+                    dcc.RadioItems(
+                        id=CaseList.QUEUE,
+                        options=[{"label": t, "value": v} for v, t in QUEUE_LABELS.items()],
+                        value=Queue.ALL.value,
+                        inline=True,
+                        className="queue-choice",
+                    ),
+                    _assign_box(can_assign),
+                ],
+            ),
             html.Div(
                 className="filters",
                 children=[
@@ -121,5 +151,27 @@ def layout(projects: list[str], modalities: list[str]) -> html.Div:
                 className="ag-theme-quartz caselist-grid",
                 style={"height": "calc(100vh - 150px)", "width": "100%"},
             ),
+        ],
+    )
+
+
+def _assign_box(can_assign: bool) -> html.Div:
+    # Rendered for everyone (its callbacks need the components) but shown only to leads;
+    # the service refuses an assignment from anyone else anyway.
+    return html.Div(
+        id=CaseList.ASSIGN_BOX,
+        className="assign-box" + ("" if can_assign else " hidden"),
+        children=[
+            html.Span("Assign selected to"),
+            dcc.Dropdown(
+                id=CaseList.ASSIGNEE,
+                options=[],
+                placeholder="reader",
+                className="assignee",
+            ),
+            html.Span("due"),
+            dcc.Input(id=CaseList.DUE, type="date", className="due"),
+            html.Button("Assign", id=CaseList.ASSIGN, className="button"),
+            html.Span(id=CaseList.ASSIGN_MESSAGE, className="assign-message"),
         ],
     )

@@ -64,9 +64,10 @@ def layout(
     study_ids: list[int],
     page: int,
     per_page: int,
-    panes: list[tuple[int, tuple[dict[str, Any], dict[str, Any]] | None]],
+    panes: list[tuple[int, tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None]],
 ) -> html.Div:
-    """`panes` holds, for each id on this page, its (detail, meta) or None if not visible."""
+    """`panes` holds, for each id on this page, its (detail, meta, review) or None if not
+    visible."""
     cells = [pane(*found) if found else missing_pane(sid) for sid, found in panes]
     cols = grid_columns(len(cells))
     rows = max(1, math.ceil(len(cells) / cols))

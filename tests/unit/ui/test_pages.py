@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from portal.services.catalog import SortKey
+from typing import Any
+
+from portal.services.catalog import Queue, SortKey
 from portal.ui.callbacks.caselist import query_from_request
 from portal.ui.components.pane import missing_pane, pane
+from portal.ui.components.review_panel import actions_class, markers, reads_text, selected_item
 from portal.ui.ids import Pane, pane_id
 from portal.ui.pages.review import grid_columns, pager, parse_study_ids
 
@@ -45,7 +48,7 @@ def test_pane_carries_study_id_and_one_view() -> None:
         "review_reason": "",
     }
     meta = {"shape": [10, 10, 4], "labels": [{"value": 1, "name": "a", "color": [1, 2, 3]}]}
-    tree = pane(detail, meta).to_plotly_json()
+    tree = pane(detail, meta, _review()).to_plotly_json()
     assert tree["props"]["data-study-id"] == "7"
     text = str(tree)
     assert text.count("View(") == 1
@@ -53,3 +56,85 @@ def test_pane_carries_study_id_and_one_view() -> None:
     assert "/api/v1/studies/7/preview/labels.vti" in text
     assert pane_id(Pane.SLIDER, 7) == {"type": "pane-slider", "study": 7}
     assert "not available" in str(missing_pane(8).to_plotly_json())
+    # the review panel starts on the segmentation's item, with its version to send back
+    assert "{'item': 12, 'version': 3}" in text
+    assert "Flagged for expert" in text
+
+
+def test_expert_queue_is_oldest_flag_first_unless_sorted() -> None:
+    query = query_from_request({}, {"queue": "expert"})
+    assert query.queue is Queue.EXPERT
+    assert query.sort is SortKey.REVIEWED and not query.descending
+    sorted_by_name = query_from_request(
+        {"sortModel": [{"colId": "name", "sort": "desc"}]}, {"queue": "expert"}
+    )
+    assert sorted_by_name.sort is SortKey.NAME
+    assert query_from_request({}, {"queue": "bogus"}).queue is Queue.ALL
+
+
+def _item(**changes: Any) -> dict[str, Any]:
+    item = {
+        "id": 12,
+        "key": "seg:4",
+        "name": "labels",
+        "labels": [{"value": 1, "name": "a", "color": [1, 2, 3]}],
+        "state": "flagged-for-expert",
+        "version": 3,
+        "reads_required": 1,
+        "reads_done": 1,
+        "my_read_done": True,
+        "reads": [],
+        "history": [],
+        "comments": [
+            {
+                "id": 5,
+                "by": "ann",
+                "at": "2026-01-01T10:00:00+00:00",
+                "body": "here",
+                "world_mm": [1.0, -2.5, 30.0],
+                "slice_index": 9,
+                "axis": "axial",
+                "label_value": None,
+                "resolved": False,
+                "resolved_by": None,
+                "replies": [],
+            },
+            {
+                "id": 6,
+                "by": "ann",
+                "at": "2026-01-01T10:00:00+00:00",
+                "body": "done",
+                "world_mm": [0, 0, 0],
+                "slice_index": 1,
+                "axis": "axial",
+                "label_value": None,
+                "resolved": True,
+                "resolved_by": "eve",
+                "replies": [],
+            },
+        ],
+    }
+    item.update(changes)
+    return item
+
+
+def _review() -> dict[str, Any]:
+    image = _item(id=11, key="image", name="image quality", labels=[], comments=[], version=1)
+    return {
+        "items": [image, _item()],
+        "can": {"read": True, "resolve": False, "assign": False},
+    }
+
+
+def test_review_panel_helpers() -> None:
+    review = _review()
+    assert selected_item(review, None)["id"] == 12  # the segmentation, as the study status
+    assert selected_item(review, 11)["key"] == "image"
+    # a reviewer on a flagged item: no resolve buttons (the CSS reads these classes)
+    classes = actions_class(_item(), review["can"]).split()
+    assert "state-flagged-for-expert" in classes and "can-resolve" not in classes
+    assert reads_text(_item()) == ""
+    assert reads_text(_item(reads_required=3, reads_done=2)) == "2 of 3 reads in · yours is in"
+    # only open threads anchored at a point get a marker
+    [dot] = [m.to_plotly_json()["props"] for m in markers(_item())]
+    assert dot["data-world"] == "1.00,-2.50,30.00" and dot["data-k"] == "9"
