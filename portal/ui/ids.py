@@ -20,6 +20,8 @@ class CaseList(enum.StrEnum):
     OPEN = "caselist-open"
     SELECTION = "caselist-selection"
     REFRESH = "caselist-refresh"
+    EXPORT_CSV = "caselist-export-csv"
+    EXPORT_XLSX = "caselist-export-xlsx"
 
 
 class Review(enum.StrEnum):
@@ -118,3 +120,12 @@ class Account(enum.StrEnum):
     REPEAT = "account-repeat"
     CHANGE = "account-change"
     MESSAGE = "account-message"
+
+
+class Dashboard(enum.StrEnum):
+    PROJECT = "dashboard-project"
+    SUMMARY = "dashboard-summary"
+    STATES = "dashboard-states"
+    READERS = "dashboard-readers"
+    THROUGHPUT = "dashboard-throughput"
+    AGREEMENT = "dashboard-agreement"

@@ -297,3 +297,50 @@ def test_dashboard_data_counts_states_readers_throughput_and_agreement(
     assert data["agreement"] == [1.0, 0.0] and data["dice"] == []
     with db.session() as s:
         assert reports.project_dashboard(s, eve, "elsewhere")["items"] == 0
+
+
+def test_dashboard_page_and_callback_through_dash(db: Database, app: Flask, trial: int) -> None:
+    ann = _who(db, "ann")
+    seg = _items(db, ann, trial)["seg"]
+    with db.session() as s:
+        review.submit_read(s, ann, seg["id"], ReviewStatus.APPROVED, "", None, 1)
+    client = _client(app, "bob")
+    page = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "..shell-page.children...shell-nav.children..",
+            "outputs": [
+                {"id": "shell-page", "property": "children"},
+                {"id": "shell-nav", "property": "children"},
+            ],
+            "inputs": [
+                {"id": "shell-url", "property": "pathname", "value": "/dashboard"},
+                {"id": "shell-url", "property": "search", "value": ""},
+            ],
+            "changedPropIds": ["shell-url.pathname"],
+        },
+    )
+    assert page.status_code == 200, page.get_data(as_text=True)
+    layout = page.get_data(as_text=True)
+    assert "dashboard-project" in layout and "dashboard-states" in layout and "trial" in layout
+
+    outputs = ["states", "readers", "throughput", "agreement"]
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "".join(f"..dashboard-{o}.figure." for o in outputs)
+            + "..dashboard-summary.children..",
+            "outputs": [{"id": f"dashboard-{o}", "property": "figure"} for o in outputs]
+            + [{"id": "dashboard-summary", "property": "children"}],
+            "inputs": [{"id": "dashboard-project", "property": "value", "value": "trial"}],
+            "changedPropIds": ["dashboard-project.value"],
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    figures = response.get_json()["response"]
+    states = figures["dashboard-states"]["figure"]["data"][0]
+    assert dict(zip(states["x"], states["y"], strict=True))["approved"] == 1
+    readers = figures["dashboard-readers"]["figure"]["data"]
+    assert [(t["name"], t["x"], t["y"]) for t in readers] == [("approved", ["ann"], [1])]
+    summary = figures["dashboard-summary"]["children"]
+    assert summary == "1 study · 2 review items · 1 decided · 1 read"

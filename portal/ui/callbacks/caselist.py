@@ -9,6 +9,7 @@ from dash import Dash, Input, Output, State, no_update
 from portal.services import catalog
 from portal.services.errors import InvalidInput
 from portal.ui.ids import CaseList
+from portal.ui.pages.caselist import export_href
 from portal.web.context import portal, principal
 
 SORTABLE = {key.value: key for key in catalog.SortKey}
@@ -85,6 +86,21 @@ def register(app: Dash) -> None:
         Input(CaseList.PROJECT, "value"),
         prevent_initial_call=True,
     )
+
+    @app.callback(
+        Output(CaseList.EXPORT_CSV, "href"),
+        Output(CaseList.EXPORT_XLSX, "href"),
+        Input(CaseList.SEARCH, "value"),
+        Input(CaseList.MODALITY, "value"),
+        Input(CaseList.STATUS, "value"),
+        Input(CaseList.PROJECT, "value"),
+        prevent_initial_call=True,
+    )
+    def export_links(
+        search: str | None, modality: str | None, status: str | None, project: str | None
+    ) -> tuple[str, str]:
+        filters = {"search": search, "modality": modality, "status": status, "project": project}
+        return export_href("csv", filters), export_href("xlsx", filters)
 
     app.clientside_callback(
         """function(rows) {
