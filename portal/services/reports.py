@@ -11,12 +11,17 @@ One row per visible *read*; an item without a visible read (unreviewed, or all i
 reads hidden from this reader) still gets one row with the read columns empty, so every
 review item of every exported study appears. Label volumes come last, one column per
 label name (``volume_ml: <name>``), filled on the rows of the segmentation holding it.
+Agreement columns are filled when the item's current round has two or more reads the
+caller may see.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import os
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -27,8 +32,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from portal.db.models import ReviewAction, ReviewStatus
+from portal.imaging.preview import overlay_mosaic_png
+from portal.imaging.vti import read_vti_bytes
 from portal.services import audit, catalog, review
 from portal.services.auth import Principal
+from portal.services.store import preview_file
 
 #: Fixed export columns, in order; label volume columns follow.
 COLUMNS: tuple[str, ...] = (
@@ -139,6 +147,11 @@ def decision(item: dict[str, Any]) -> tuple[str | None, datetime | None]:
     return None, None
 
 
+def agreement_counts(figures: dict[str, Any] | None) -> bool:
+    """Whether an item's agreement figures mean anything: two or more visible reads."""
+    return figures is not None and int(figures["reads"]) >= 2
+
+
 def _label_names(detail: dict[str, Any]) -> dict[int, dict[int, str]]:
     """Label names by segmentation id, then label value."""
     return {
@@ -166,7 +179,8 @@ def rows_of(reviews: Iterable[StudyReview]) -> list[dict[str, Any]]:
         }
         for item in entry.review["items"]:
             decided_by, decided_at = decision(item)
-            agreement = item["agreement"] or {}
+            # Agreement of a single read is trivially 1.0: left empty below two reads.
+            agreement = item["agreement"] if agreement_counts(item["agreement"]) else {}
             base: dict[str, Any] = {
                 "study_id": detail["id"],
                 "study": detail["name"],
@@ -373,6 +387,40 @@ def study_report(
     return {"study": detail, "review": data, "signoff": signoff, "uid": study.uid}
 
 
+REPORT_MOSAIC = "report-mosaic.png"
+
+
+def report_mosaic(session: Session, principal: Principal, preview_dir: Path, study_id: int) -> Path:
+    """The report's mosaic of a visible study: its labelled slices with the overlay.
+
+    Made on first request from the previews stored at import (grey levels and label
+    colours on one grid) and kept beside them. A study without labels gets the
+    import-time mosaic (slices spread over the image).
+
+    Raises
+    ------
+    NotFound
+        If the study is not visible to `principal`.
+    """
+    study = catalog.get_study(session, principal, study_id)
+    target = preview_dir / study.uid / REPORT_MOSAIC
+    if target.exists():
+        return target
+    labels = preview_file(preview_dir, study.uid, "labels.vti.gz")
+    if not labels.exists():
+        return preview_file(preview_dir, study.uid, "mosaic.png")
+    grey = preview_file(preview_dir, study.uid, "image.vti.gz")
+    image = read_vti_bytes(gzip.decompress(grey.read_bytes()))
+    overlay = read_vti_bytes(gzip.decompress(labels.read_bytes()))
+    png = overlay_mosaic_png(image.array, overlay.array, image.spacing_mm)
+    # Write then rename: two workers asked at once both write whole files, one wins.
+    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as out:
+        out.write(png)
+    os.replace(temporary, target)
+    return target
+
+
 # --- dashboard ---------------------------------------------------------------------------
 
 
@@ -418,7 +466,7 @@ def dashboard_data(reviews: Iterable[StudyReview]) -> dict[str, Any]:
                 ):
                     decisions_by_day[when.date().isoformat()] += 1
             figures = item["agreement"]
-            if figures and figures["reads"] >= 2:
+            if agreement_counts(figures):
                 agreement.append(float(figures["verdict_agreement"]))
                 if figures["dice"] is not None:
                     dice.append(float(figures["dice"]))

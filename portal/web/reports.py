@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, render_template_string, request
+from flask import Blueprint, Response, abort, render_template_string, request, send_file
 
 from portal.services import reports
 from portal.services.errors import NotFound
@@ -60,6 +60,8 @@ REPORT_PAGE = """<!doctype html>
 
 <h2>Slices with labels</h2>
 <img class="mosaic" alt="Axial slices with the label overlay" src="{{ mosaic }}">
+<p class="meta">Axial slices holding labels, inferior to superior, row by row; radiological
+  view (the patient's right on the left, anterior at the top).</p>
 
 <h2>Labels</h2>
 {% for seg in study.segmentations %}
@@ -160,5 +162,20 @@ def study_report(study_id: int) -> str:
         **data,
         who=who.username,
         now=_when(datetime.now(UTC)),
-        mosaic=f"/api/v1/studies/{study_id}/preview/mosaic.png",
+        mosaic=f"/reports/study/{study_id}/mosaic.png",
     )
+
+
+@bp.get("/reports/study/<int:study_id>/mosaic.png")
+def study_mosaic(study_id: int) -> Response:
+    """The labelled slices with the overlay (made on first request, then cached)."""
+    p = portal()
+    try:
+        with p.db.session() as s:
+            path = reports.report_mosaic(s, principal(), p.settings.preview_dir, study_id)
+    except NotFound:
+        abort(404)
+    response = send_file(path, mimetype="image/png", conditional=True)
+    # Patient images: the browser may keep them, shared caches may not.
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

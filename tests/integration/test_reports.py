@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from flask import Flask
@@ -18,11 +19,22 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from portal.config import Settings
-from portal.db.models import AuditEntry, Label, Project, ReviewRead, ReviewStatus, Role, User
+from portal.db.models import (
+    AuditEntry,
+    Label,
+    Project,
+    ReviewRead,
+    ReviewStatus,
+    Role,
+    Segmentation,
+    Study,
+    User,
+)
 from portal.db.session import Database
 from portal.services import reports, review
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
+from portal.services.segmentations import dice, label_map
 from tests.conftest import login, make_user
 from tests.integration.test_importer import _case, _import_settings
 
@@ -127,7 +139,7 @@ def test_csv_and_xlsx_exports_hold_reads_verdicts_volumes_and_are_audited(
     assert datetime.fromisoformat(seg_row["read_at"]) == read_at
     assert seg_row["decided_by"] == "ann"
     assert datetime.fromisoformat(seg_row["decided_at"]) >= read_at
-    assert seg_row["verdict_agreement"] == "1.0" and seg_row["dice"] == ""
+    assert seg_row["verdict_agreement"] == seg_row["dice"] == ""  # one read: no agreement
     for name, ml in labels.items():
         assert float(seg_row[f"volume_ml: {name}"]) == pytest.approx(ml)
         assert image_row[f"volume_ml: {name}"] == ""  # the image item has no labels
@@ -238,20 +250,27 @@ def test_study_report_shows_labels_verdicts_signoff_and_an_overlay_mosaic(
     signoff = page[page.index("Sign-off") :]
     assert "approved" in signoff and "eve" in signoff
 
+    make_user(db, "out", Role.REVIEWER)
     src = page.split('class="mosaic"')[1].split('src="')[1].split('"')[0]
+    assert src == f"/reports/study/{trial}/mosaic.png"
     png = client.get(src, buffered=True)
     assert png.status_code == 200 and png.mimetype == "image/png"
+    assert png.headers["Cache-Control"].startswith("private")
     pixels = np.asarray(Image.open(io.BytesIO(png.get_data())).convert("RGB")).astype(int)
+    assert pixels.shape == (640, 640, 3)  # 16 labelled slices, 4 x 4 tiles of 160 px
     assert pixels.std() > 10  # not blank
-    # The grey image has R == G == B; the label overlay is what makes pixels coloured.
+    # The grey image has R == G == B; the label overlay is what makes pixels coloured,
+    # and the slices are chosen among the labelled ones, so every tile has some.
     coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 40
-    assert coloured.sum() > 100
+    tiles = coloured.reshape(4, 160, 4, 160).sum(axis=(1, 3))
+    assert (tiles > 20).all(), tiles
+    assert _client(app, "out").get(src).status_code == 404
+    assert client.get(src, buffered=True).get_data() == png.get_data()  # cached
 
     with db.session() as s:
         [entry] = s.scalars(select(AuditEntry).where(AuditEntry.action == "report.view")).all()
         assert entry.target == f"study:{trial}" and entry.user_id == _who(db, "bob").user_id
 
-    make_user(db, "out", Role.REVIEWER)
     assert _client(app, "out").get(f"/reports/study/{trial}").status_code == 404
     anonymous = app.test_client().get(f"/reports/study/{trial}")
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
@@ -344,3 +363,48 @@ def test_dashboard_page_and_callback_through_dash(db: Database, app: Flask, tria
     assert [(t["name"], t["x"], t["y"]) for t in readers] == [("approved", ["ann"], [1])]
     summary = figures["dashboard-summary"]["children"]
     assert summary == "1 study · 2 review items · 1 decided · 1 read"
+
+
+def test_dice_of_readers_edits_reaches_the_export_and_the_dashboard(
+    db: Database, settings: Settings, app: Flask, trial: int
+) -> None:
+    with db.session() as s:
+        study = s.get(Study, trial)
+        assert study is not None
+        original = study.segmentations[0]
+        base = label_map(settings.store_dir, study, original)
+        edited = base.copy()
+        edited[: base.shape[0] // 2] = 0  # the second reader erased the right half
+        path = settings.store_dir / "edits" / "bob.nii.gz"
+        path.parent.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(edited, np.asarray(study.affine_ras)), path)
+        s.add(
+            Segmentation(study_id=trial, name="bob edit", file="edits/bob.nii.gz", content_hash="x")
+        )
+        s.flush()
+        original_id = original.id
+        edit_id = s.scalar(select(Segmentation.id).where(Segmentation.name == "bob edit"))
+        s.execute(update(Project).values(required_reads=2))
+    expected = dice(base, edited)
+    assert 0.2 < expected < 0.8
+    ann, bob = _who(db, "ann"), _who(db, "bob")
+    with db.session() as s:
+        items = review.study_review(s, ann, trial)["items"]
+    [seg] = [i for i in items if i["segmentation_id"] == original_id]
+    with db.session() as s:
+        review.submit_read(
+            s, ann, seg["id"], ReviewStatus.APPROVED, "", None, 1, original_id, settings.store_dir
+        )
+    with db.session() as s:
+        review.submit_read(
+            s, bob, seg["id"], ReviewStatus.NEEDS_EDIT, "", None, 2, edit_id, settings.store_dir
+        )
+    rows = [r for r in _csv(_client(app, "eve")) if r["item"] == f"seg:{original_id}"]
+    verdicts = [(r["reader"], r["verdict"]) for r in rows]
+    assert verdicts == [("ann", "approved"), ("bob", "needs-edit")]
+    for row in rows:
+        assert row["state"] == "flagged-for-expert" and row["verdict_agreement"] == "0.0"
+        assert float(row["dice"]) == pytest.approx(expected)
+    with db.session() as s:
+        data = reports.project_dashboard(s, _who(db, "eve"), "trial", settings.store_dir)
+    assert data["agreement"] == [0.0] and data["dice"] == [pytest.approx(expected)]
