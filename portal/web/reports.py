@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template_string, request, send_file
+from flask import Blueprint, Response, jsonify, render_template_string, request
 
 from portal.services import reports
 from portal.services.errors import NotFound
 from portal.web.context import portal, principal
 
 bp = Blueprint("reports", __name__)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> tuple[Response, int]:
+    # As the API answers: a study one may not see is indistinguishable from a missing one.
+    return jsonify(error=str(exc)), 404
+
 
 REPORT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -150,13 +157,9 @@ def _when(value: Any) -> str:
 def study_report(study_id: int) -> str:
     p = portal()
     who = principal()
-    try:
-        with p.db.session() as s:
-            data = reports.study_report(
-                s, who, study_id, p.settings.store_dir, request.remote_addr or ""
-            )
-    except NotFound:
-        abort(404)
+    with p.db.session() as s:
+        address = request.remote_addr or ""
+        data = reports.study_report(s, who, study_id, p.settings.store_dir, address)
     return render_template_string(
         REPORT_PAGE,
         **data,
@@ -170,12 +173,10 @@ def study_report(study_id: int) -> str:
 def study_mosaic(study_id: int) -> Response:
     """The labelled slices with the overlay (made on first request, then cached)."""
     p = portal()
-    try:
-        with p.db.session() as s:
-            path = reports.report_mosaic(s, principal(), p.settings.preview_dir, study_id)
-    except NotFound:
-        abort(404)
-    response = send_file(path, mimetype="image/png", conditional=True)
+    with p.db.session() as s:
+        path = reports.report_mosaic(s, principal(), p.settings.preview_dir, study_id)
+    # A few hundred kB at most: read whole, so no file handle outlives the request.
+    response = Response(path.read_bytes(), mimetype="image/png")
     # Patient images: the browser may keep them, shared caches may not.
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -87,7 +87,19 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
 
-    @app.callback(
+    # The export links follow the filter in the browser, as `export_href` builds them.
+    app.clientside_callback(
+        """function(search, modality, status, project) {
+            const params = new URLSearchParams();
+            for (const [key, value] of [['q', search], ['modality', modality],
+                                        ['status', status], ['project', project]]) {
+                if (value) { params.set(key, value); }
+            }
+            const query = params.toString() ? '?' + params.toString() : '';
+            return ['CSV_URL' + query, 'XLSX_URL' + query];
+        }""".replace("CSV_URL", export_href("csv", {})).replace(
+            "XLSX_URL", export_href("xlsx", {})
+        ),
         Output(CaseList.EXPORT_CSV, "href"),
         Output(CaseList.EXPORT_XLSX, "href"),
         Input(CaseList.SEARCH, "value"),
@@ -96,11 +108,6 @@ def register(app: Dash) -> None:
         Input(CaseList.PROJECT, "value"),
         prevent_initial_call=True,
     )
-    def export_links(
-        search: str | None, modality: str | None, status: str | None, project: str | None
-    ) -> tuple[str, str]:
-        filters = {"search": search, "modality": modality, "status": status, "project": project}
-        return export_href("csv", filters), export_href("xlsx", filters)
 
     app.clientside_callback(
         """function(rows) {
