@@ -22,10 +22,15 @@ STATE_COLORS = {
     ReviewStatus.FLAGGED_FOR_EXPERT.value: "#e53935",
     ReviewStatus.REJECTED.value: "#6d4c41",
 }
-_GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
 
 
-def _base(title: str, figure: go.Figure) -> go.Figure:
+def _base(title: str, figure: go.Figure, empty: str = "") -> go.Figure:
+    """Common layout; `empty` is written across a chart that has nothing to show."""
+    if empty:
+        figure.add_annotation(text=empty, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        figure.update_xaxes(visible=False)
+        figure.update_yaxes(visible=False)
     figure.update_layout(
         title={"text": title, "x": 0.01},
         margin={"l": 50, "r": 20, "t": 50, "b": 50},
@@ -67,7 +72,7 @@ def readers_figure(data: dict[str, Any]) -> go.Figure:
         ]
     )
     figure.update_layout(barmode="stack")
-    return _base("Reads per reviewer by verdict", figure)
+    return _base("Reads per reviewer by verdict", figure, "" if readers else "No reads yet")
 
 
 def throughput_figure(data: dict[str, Any]) -> go.Figure:
@@ -85,7 +90,7 @@ def throughput_figure(data: dict[str, Any]) -> go.Figure:
             for name, color in (("reads", "#1e88e5"), ("decisions", "#43a047"))
         ]
     )
-    return _base("Throughput per day", figure)
+    return _base("Throughput per day", figure, "" if days else "No reads yet")
 
 
 def agreement_figure(data: dict[str, Any]) -> go.Figure:
@@ -109,7 +114,11 @@ def agreement_figure(data: dict[str, Any]) -> go.Figure:
         )
     figure = go.Figure(traces)
     figure.update_layout(barmode="group", xaxis={"range": [0, 1.05]})
-    return _base(f"Agreement ({len(data['agreement'])} items with ≥ 2 reads)", figure)
+    return _base(
+        f"Agreement ({len(data['agreement'])} items with ≥ 2 reads)",
+        figure,
+        "" if data["agreement"] else "No item has two reads yet",
+    )
 
 
 def summary(data: dict[str, Any]) -> str:

@@ -55,6 +55,14 @@ def test_dashboard_figures_plot_the_service_data() -> None:
     assert [t.name for t in with_dice.data] == ["verdict agreement", "Dice"]
     assert dashboard.summary(DATA) == "2 studies · 4 review items · 3 decided · 4 reads"
     assert "not a member" in str(dashboard.layout([]).to_plotly_json())
+    empty = {**DATA, "readers": {}, "throughput": [], "agreement": []}
+    for figure in (
+        dashboard.readers_figure(empty),
+        dashboard.throughput_figure(empty),
+        dashboard.agreement_figure(empty),
+    ):
+        assert "yet" in figure.layout.annotations[0].text
+    assert not states.layout.annotations
 
 
 def test_pane_links_the_printable_report() -> None:
