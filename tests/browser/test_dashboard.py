@@ -58,6 +58,25 @@ def test_dashboard_draws_state_bars_and_report_shows_overlay(  # type: ignore[no
 ) -> None:
     driver = browser
     _login(driver, live_server)
+    # The case list's export link downloads the filter's review rows.
+    link = driver.find_element(By.ID, "caselist-export-csv")
+    assert link.get_attribute("href").endswith("/api/v1/exports/review.csv")
+    csv_text = driver.execute_script(
+        "return fetch(arguments[0]).then(r => r.text())", link.get_attribute("href")
+    )
+    header, *rows = csv_text.lstrip("\ufeff").splitlines()
+    assert header.startswith("study_id,study,patient_name,project") and len(rows) >= 7
+    # ... and follows the filter as it changes.
+    driver.find_element(By.ID, "caselist-search").send_keys("MNI 1mm")
+    WebDriverWait(driver, 10).until(
+        lambda d: (
+            d.find_element(By.ID, "caselist-export-xlsx")
+            .get_attribute("href")
+            .endswith("/api/v1/exports/review.xlsx?q=MNI+1mm")
+        )
+    )
+    _screenshot(driver).save(ARTIFACTS / "caselist-export.png")
+
     driver.get(live_server + "/dashboard")
     states = "#dashboard-states"
     WebDriverWait(driver, 60).until(

@@ -168,6 +168,7 @@ def test_csv_and_xlsx_exports_hold_reads_verdicts_volumes_and_are_audited(
         ]
     # the case-list filter applies: no study of this project is approved yet
     assert _csv(client, "?status=approved") == []
+    assert _csv(client, "?queue=expert") == []  # nothing is flagged for an expert
     assert len(_csv(client, "?status=needs-edit&q=cas")) == 2
     assert client.get("/api/v1/exports/review.csv?status=bogus").status_code == 400
 
