@@ -35,7 +35,7 @@ from portal.services import reports, review
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
 from portal.services.segmentations import dice, label_map
-from tests.conftest import login, make_user
+from tests.conftest import dash_post, login, make_user
 from tests.integration.test_importer import _case, _import_settings
 
 
@@ -325,9 +325,9 @@ def test_dashboard_page_and_callback_through_dash(db: Database, app: Flask, tria
     with db.session() as s:
         review.submit_read(s, ann, seg["id"], ReviewStatus.APPROVED, "", None, 1)
     client = _client(app, "bob")
-    page = client.post(
-        "/_dash-update-component",
-        json={
+    page = dash_post(
+        client,
+        {
             "output": "..shell-page.children...shell-nav.children..",
             "outputs": [
                 {"id": "shell-page", "property": "children"},
@@ -345,9 +345,9 @@ def test_dashboard_page_and_callback_through_dash(db: Database, app: Flask, tria
     assert "dashboard-project" in layout and "dashboard-states" in layout and "trial" in layout
 
     outputs = ["states", "readers", "throughput", "agreement"]
-    response = client.post(
-        "/_dash-update-component",
-        json={
+    response = dash_post(
+        client,
+        {
             "output": "".join(f"..dashboard-{o}.figure." for o in outputs)
             + "..dashboard-summary.children..",
             "outputs": [{"id": f"dashboard-{o}", "property": "figure"} for o in outputs]
