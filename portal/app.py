@@ -44,15 +44,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.audit  # noqa: F401  (adds the audit log routes to the API blueprint)
     import portal.api.files  # noqa: F401  (adds the file routes to the API blueprint)
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
+    import portal.api.reports  # noqa: F401  (adds the export routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
     from portal.api.routes import bp as api_bp
     from portal.ui.dash_app import build_dash
     from portal.web import auditing, security
     from portal.web.login import bp as web_bp
+    from portal.web.reports import bp as reports_bp
 
     security.install(app)
     auditing.install(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(reports_bp)
     build_dash(app)
     return app

@@ -34,6 +34,8 @@ __all__ = [
     "label_surfaces",
     "mosaic_png",
     "mosaic_slice_indices",
+    "overlay_mosaic_png",
+    "overlay_slice_indices",
     "thumbnail_png",
     "thumbnail_slice_index",
     "vti_bytes",
@@ -200,22 +202,36 @@ def _png(image: Image.Image) -> bytes:
 
 def _slice_tile(preview: Preview, table: Sequence[Label] | None, k: int, size: int) -> Image.Image:
     """Axial slice ``k`` with its labels blended, radiological, letterboxed to a square."""
-    if preview.is_rgb:
-        rgb = preview.image_u8[:, :, k].astype(np.float32)
-    else:
-        grey = preview.image_u8[:, :, k].astype(np.float32)
-        rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
+    rgba = None
     if preview.labels is not None:
         slice_labels = preview.labels[:, :, k]
         if table is None:
             table = default_label_table(np.unique(slice_labels))
-        rgba = labels_to_rgba(slice_labels, table).astype(np.float32)
+        rgba = labels_to_rgba(slice_labels, table)
+    return _blended_tile(preview.image_u8[:, :, k], rgba, preview.spacing_mm, size)
+
+
+def _blended_tile(
+    image_ij: np.ndarray,
+    overlay_rgba_ij: np.ndarray | None,
+    spacing_mm: Sequence[float],
+    size: int,
+) -> Image.Image:
+    """One ``(i, j)`` grey or RGB slice with an RGBA overlay blended by its alpha,
+    radiological, letterboxed to a `size` square keeping the physical aspect ratio."""
+    if image_ij.ndim == 3:
+        rgb = image_ij.astype(np.float32)
+    else:
+        grey = image_ij.astype(np.float32)
+        rgb = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
+    if overlay_rgba_ij is not None:
+        rgba = overlay_rgba_ij.astype(np.float32)
         alpha = rgba[:, :, 3:] / 255.0
         rgb = rgb * (1.0 - alpha) + rgba[:, :, :3] * alpha
     picture = _radiological(np.rint(rgb).astype(np.uint8))
 
-    height_mm = picture.shape[0] * preview.spacing_mm[1]
-    width_mm = picture.shape[1] * preview.spacing_mm[0]
+    height_mm = picture.shape[0] * spacing_mm[1]
+    width_mm = picture.shape[1] * spacing_mm[0]
     scale = size / max(height_mm, width_mm)
     width_px = max(1, min(size, round(width_mm * scale)))
     height_px = max(1, min(size, round(height_mm * scale)))
@@ -265,4 +281,65 @@ def mosaic_png(
         canvas.paste(
             _slice_tile(preview, table, k, tile), ((n % columns) * tile, (n // columns) * tile)
         )
+    return _png(canvas)
+
+
+def overlay_slice_indices(overlay_rgba: np.ndarray, count: int) -> list[int]:
+    """Up to `count` axial slices ``k`` evenly chosen among those the overlay covers.
+
+    Every slice returned shows some label (non-zero alpha); an empty overlay gives [].
+    """
+    covered = np.flatnonzero(np.count_nonzero(overlay_rgba[..., 3], axis=(0, 1)))
+    if covered.size == 0 or count < 1:
+        return []
+    picks = np.linspace(0, covered.size - 1, num=min(count, covered.size))
+    return sorted({int(covered[int(round(n))]) for n in picks})
+
+
+def overlay_mosaic_png(
+    image_u8: np.ndarray,
+    overlay_rgba: np.ndarray,
+    spacing_mm: Sequence[float],
+    *,
+    columns: int = 4,
+    tile: int = 160,
+) -> bytes:
+    """A grid of the labelled axial slices with the label overlay, as one PNG.
+
+    Unlike :func:`mosaic_png`, which spreads its slices over the whole image, the
+    slices are chosen among those the labels cover, so every tile shows the overlay
+    (a report's reader wants to see the segmentation, however small).
+
+    Parameters
+    ----------
+    image_u8 : numpy.ndarray
+        Preview grey levels ``(i, j, k)`` (or RGB ``(i, j, k, 3)``), canonical RAS.
+    overlay_rgba : numpy.ndarray
+        uint8 ``(i, j, k, 4)`` label colours on the same grid, alpha 0 off the labels
+        (as stored in ``labels.vti``).
+    spacing_mm : sequence of float
+        Voxel size along ``i, j, k``.
+    columns, tile : int
+        Tiles per row (up to ``columns * columns`` slices) and tile size in pixels.
+
+    Returns
+    -------
+    bytes
+        PNG, RGB; slices inferior to superior, row by row, each radiological.
+    """
+    if columns < 1 or tile < 1:
+        raise ValueError(f'Arguments "columns" and "tile" must be positive, got {columns}, {tile}.')
+    if overlay_rgba.shape[:3] != image_u8.shape[:3] or overlay_rgba.shape[3:] != (4,):
+        raise ValueError(
+            f'Argument "overlay_rgba" must be (i, j, k, 4) on the image grid {image_u8.shape[:3]}, '
+            f"got {overlay_rgba.shape}."
+        )
+    ks = overlay_slice_indices(overlay_rgba, columns * columns)
+    if not ks:
+        ks = [image_u8.shape[2] // 2]
+    rows = -(-len(ks) // columns)
+    canvas = Image.new("RGB", (min(columns, len(ks)) * tile, rows * tile))
+    for n, k in enumerate(ks):
+        picture = _blended_tile(image_u8[:, :, k], overlay_rgba[:, :, k], spacing_mm, tile)
+        canvas.paste(picture, ((n % columns) * tile, (n // columns) * tile))
     return _png(canvas)

@@ -7,7 +7,16 @@ from pathlib import Path
 from dash import Dash, dcc, html
 from flask import Flask
 
-from portal.ui.callbacks import account, admin, audit, caselist, pacs, review, router
+from portal.ui.callbacks import (
+    account,
+    admin,
+    audit,
+    caselist,
+    dashboard,
+    pacs,
+    review,
+    router,
+)
 from portal.ui.ids import Shell
 from portal.web.security import CSRF_COOKIE, CSRF_HEADER
 
@@ -27,6 +36,7 @@ def shell() -> html.Div:
                     html.A("Cases", href="/", className="nav-link"),
                     html.A("Import", href="/import", className="nav-link"),
                     html.A("PACS", href="/pacs", className="nav-link"),
+                    html.A("Dashboard", href="/dashboard", className="nav-link"),
                     html.Span(className="nav-spacer"),
                     html.Div(id=Shell.NAV, className="nav-account"),
                 ],
@@ -59,6 +69,7 @@ def build_dash(server: Flask) -> Dash:
     admin.register(app)
     account.register(app)
     audit.register(app)
+    dashboard.register(app)
     _register_bundles(app, server)
     return app
 

@@ -26,6 +26,8 @@ class CaseList(enum.StrEnum):
     DUE = "caselist-due"
     ASSIGN = "caselist-assign-button"
     ASSIGN_MESSAGE = "caselist-assign-message"
+    EXPORT_CSV = "caselist-export-csv"
+    EXPORT_XLSX = "caselist-export-xlsx"
 
 
 class Review(enum.StrEnum):
@@ -159,3 +161,12 @@ class Audit(enum.StrEnum):
     CURSORS = "audit-cursors"
     CSV = "audit-csv"
     MESSAGE = "audit-message"
+
+
+class Dashboard(enum.StrEnum):
+    PROJECT = "dashboard-project"
+    SUMMARY = "dashboard-summary"
+    STATES = "dashboard-states"
+    READERS = "dashboard-readers"
+    THROUGHPUT = "dashboard-throughput"
+    AGREEMENT = "dashboard-agreement"

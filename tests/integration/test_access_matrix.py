@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import io
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -75,7 +76,18 @@ MISSING = "missing"  # a forged target: ids that exist nowhere
 # Int arguments that do not name a study or something in one (checked elsewhere).
 NOT_STUDY_SCOPED = {"job_id"}  # import jobs: owner or admin, tests/integration/test_import_jobs.py
 # Routes that carry study ids in the query string or body instead of the path.
-BODY_ID_ROUTES = {("GET", "/api/v1/studies"), ("POST", "/api/v1/assignments")}
+BODY_ID_ROUTES = {
+    ("GET", "/api/v1/studies"),
+    ("POST", "/api/v1/assignments"),
+    ("GET", "/api/v1/exports/review.csv"),
+    ("GET", "/api/v1/exports/review.xlsx"),
+}
+# Routes that list what the filter matches: a study one may not see is simply not listed.
+LIST_ROUTES = {
+    ("GET", "/api/v1/studies"),
+    ("GET", "/api/v1/exports/review.csv"),
+    ("GET", "/api/v1/exports/review.xlsx"),
+}
 # API routes that never touch a study; any other API route must be in the matrix.
 API_OUTSIDE_MATRIX = {
     ("GET", "/api/v1/health"),
@@ -106,7 +118,15 @@ EXPECTED_API_ROUTES = {
     ("GET", "/api/v1/studies/<int:study_id>/files.zip"),
     ("GET", "/api/v1/segmentations/<int:segmentation_id>/labels"),
     ("POST", "/api/v1/studies/<int:study_id>/segmentations"),
+    ("GET", "/api/v1/exports/review.csv"),
+    ("GET", "/api/v1/exports/review.xlsx"),
+    ("GET", "/reports/study/<int:study_id>"),
+    ("GET", "/reports/study/<int:study_id>/mosaic.png"),
 }
+# The dashboard's charts of a project (its input is a project name, not a study).
+DASHBOARD_CALLBACK = (
+    "dashboard-agreement,dashboard-readers,dashboard-states,dashboard-summary,dashboard-throughput"
+)
 # Server-side callbacks, named by the ids of their outputs.
 EXPECTED_CALLBACKS = {
     "shell-nav,shell-page",  # the router: /review?studies=<ids>
@@ -117,6 +137,7 @@ EXPECTED_CALLBACKS = {
     "pane-note,pane-pick,pane-reads,pane-version",
     "caselist-assignee",  # readers a lead may assign the selected studies to
     "caselist-assign-message",  # bulk assignment
+    DASHBOARD_CALLBACK,
 }
 # Server-side callbacks that never take a portal study (checked in their own tests).
 CALLBACKS_OUTSIDE_MATRIX = {
@@ -383,6 +404,24 @@ def _open_assignment(db: Database, t: Target) -> None:
             )
 
 
+def _exported(t: Target, response: Any) -> bool:
+    """The export holds the study's rows (CSV text, or the cells of the XLSX workbook)."""
+    if response.status_code != 200:
+        return False
+    body = response.get_data()
+    if body.startswith(b"PK"):
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(io.BytesIO(body)).active
+        assert sheet is not None
+        body = repr(list(sheet.iter_rows(values_only=True))).encode()
+    return f"Matrix{t.project.title()}Study".encode() in body
+
+
+def _export_query(t: Target) -> str:
+    return f"?q=Matrix{t.project.title()}&project={t.project}"
+
+
 def _listed(t: Target, response: Any) -> bool:
     return response.status_code == 200 and t.study_id in [
         row["id"] for row in response.get_json()["items"]
@@ -419,6 +458,14 @@ API_CALLS: dict[tuple[str, str], ApiCall] = {
         Need.READ,
         granted=lambda t, r: r.status_code == 400 and "multipart" in r.get_json()["error"],
     ),
+    ("GET", "/api/v1/exports/review.csv"): ApiCall(
+        Need.SEE, query=_export_query, granted=_exported
+    ),
+    ("GET", "/api/v1/exports/review.xlsx"): ApiCall(
+        Need.SEE, query=_export_query, granted=_exported
+    ),
+    ("GET", "/reports/study/<int:study_id>"): ApiCall(Need.SEE),
+    ("GET", "/reports/study/<int:study_id>/mosaic.png"): ApiCall(Need.SEE),
 }
 
 
@@ -549,11 +596,17 @@ DASH_CALLS: dict[str, DashCall] = {
     "caselist-assign-message": DashCall(
         Need.LEAD,
         lambda t: {
-            ("caselist-assign", "n_clicks"): 1,
+            ("caselist-assign-button", "n_clicks"): 1,
             ("caselist-grid", "selectedRows"): [{"id": t.study_id}],
             ("caselist-assignee", "value"): t.assignee_id,
         },
         lambda t, body: "Assigned 1 study" in body,
+    ),
+    # Chart data of the project holding the study: one study when it is visible, else none.
+    DASHBOARD_CALLBACK: DashCall(
+        Need.SEE,
+        lambda t: {("dashboard-project", "value"): t.project},
+        lambda t, body: "1 study" in body,
     ),
 }
 
@@ -652,7 +705,7 @@ def _api_cell(
     if allowed:
         expected = 0  # any 2xx
     elif role is None:
-        expected = 200 if key == ("GET", "/api/v1/studies") else 404
+        expected = 200 if key in LIST_ROUTES else 404
     else:
         expected = 403
     tally.outcomes[f"{expected or '2xx'}"] += 1

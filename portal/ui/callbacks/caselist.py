@@ -11,6 +11,7 @@ from dash import Dash, Input, Output, State, no_update
 from portal.services import catalog, review
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.ui.ids import CaseList
+from portal.ui.pages.caselist import export_href
 from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
 
@@ -106,6 +107,28 @@ def register(app: Dash) -> None:
         Input(CaseList.PROJECT, "value"),
         Input(CaseList.QUEUE, "value"),
         Input(CaseList.ASSIGN_MESSAGE, "children"),
+        prevent_initial_call=True,
+    )
+
+    # The export links follow the filter in the browser, as `export_href` builds them.
+    app.clientside_callback(
+        """function(search, modality, status, project) {
+            const params = new URLSearchParams();
+            for (const [key, value] of [['q', search], ['modality', modality],
+                                        ['status', status], ['project', project]]) {
+                if (value) { params.set(key, value); }
+            }
+            const query = params.toString() ? '?' + params.toString() : '';
+            return ['CSV_URL' + query, 'XLSX_URL' + query];
+        }""".replace("CSV_URL", export_href("csv", {})).replace(
+            "XLSX_URL", export_href("xlsx", {})
+        ),
+        Output(CaseList.EXPORT_CSV, "href"),
+        Output(CaseList.EXPORT_XLSX, "href"),
+        Input(CaseList.SEARCH, "value"),
+        Input(CaseList.MODALITY, "value"),
+        Input(CaseList.STATUS, "value"),
+        Input(CaseList.PROJECT, "value"),
         prevent_initial_call=True,
     )
 

@@ -15,7 +15,7 @@ from portal.ui.ids import Shell
 from portal.ui.pages import account as account_page
 from portal.ui.pages import admin as admin_pages
 from portal.ui.pages import audit as audit_page
-from portal.ui.pages import caselist, imports, review
+from portal.ui.pages import caselist, dashboard, imports, review
 from portal.ui.pages import pacs as pacs_page
 from portal.web.auditing import record_refusal
 from portal.web.context import portal, principal
@@ -89,6 +89,9 @@ def register(app: Dash) -> None:
             return admin_page(who, pathname)
         if pathname == "/account":
             return account_page.layout(who)
+        if pathname == "/dashboard":
+            with p.db.session() as s:
+                return dashboard.layout(catalog.visible_project_names(s, who))
         if pathname == "/review":
             params = parse_qs((search or "").lstrip("?"))
             ids = review.parse_study_ids(params.get("studies", [""])[0])

@@ -147,6 +147,13 @@ def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -
                         className="pane-sub",
                     ),
                     *_notes_marker(detail.get("notes") or []),
+                    html.A(
+                        "Report",
+                        href=f"/reports/study/{study_id}",
+                        target="_blank",
+                        className="pane-report",
+                        title="Printable review report",
+                    ),
                     html.Span(
                         STATUS_LABELS.get(status, status),
                         id=pane_id(Pane.BADGE, study_id),

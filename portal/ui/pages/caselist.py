@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import dash_ag_grid as dag
 from dash import dcc, html
 
@@ -11,6 +13,15 @@ from portal.ui.components.pane import STATUS_LABELS
 from portal.ui.ids import CaseList
 
 PAGE_SIZE = 25
+EXPORT_PARAMS = {"search": "q", "modality": "modality", "status": "status", "project": "project"}
+
+
+def export_href(fmt: str, filters: dict[str, str | None]) -> str:
+    """The export link of the case list's current filter (`fmt`: csv or xlsx)."""
+    params = {EXPORT_PARAMS[k]: v for k, v in filters.items() if v and k in EXPORT_PARAMS}
+    query = f"?{urlencode(params)}" if params else ""
+    return f"/api/v1/exports/review.{fmt}{query}"
+
 
 QUEUE_LABELS = {
     Queue.ALL.value: "All",
@@ -117,6 +128,18 @@ def layout(projects: list[str], modalities: list[str], can_assign: bool = False)
                         options=projects,
                         placeholder="Project",
                         className="filter",
+                    ),
+                    html.A(
+                        "Export CSV",
+                        id=CaseList.EXPORT_CSV,
+                        href=export_href("csv", {}),
+                        className="button export",
+                    ),
+                    html.A(
+                        "Export XLSX",
+                        id=CaseList.EXPORT_XLSX,
+                        href=export_href("xlsx", {}),
+                        className="button export",
                     ),
                     html.A(
                         "Select studies to review",

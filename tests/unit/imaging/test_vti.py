@@ -58,3 +58,21 @@ def test_refuses_bad_input():
         vti_bytes(np.zeros((2, 2, 2), np.complex64), (1, 1, 1), (0, 0, 0))
     with pytest.raises(ValueError):
         vti_bytes(np.zeros((2, 2, 2)), (1, 1), (0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7) - 100,
+        np.arange(3 * 4 * 2 * 4, dtype=np.uint8).reshape(3, 4, 2, 4),
+    ],
+)
+def test_read_vti_bytes_inverts_vti_bytes(array):
+    from portal.imaging.vti import read_vti_bytes
+
+    image = read_vti_bytes(vti_bytes(array, (0.5, 1.25, 3.0), (-10.0, 20.5, 7.0)))
+    assert image.array.dtype == array.dtype and image.array.shape == array.shape
+    assert (image.array == array).all()
+    assert image.spacing_mm == (0.5, 1.25, 3.0) and image.origin_mm == (-10.0, 20.5, 7.0)
+    with pytest.raises(ValueError, match="not a .vti"):
+        read_vti_bytes(b"<VTKFile/>")
