@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
     import portal.api.reports  # noqa: F401  (adds the export routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
+    import portal.api.tokens  # noqa: F401  (adds the token routes to the API blueprint)
     from portal.api.routes import bp as api_bp
     from portal.ui.dash_app import build_dash
     from portal.web import auditing, security

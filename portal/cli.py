@@ -1,4 +1,4 @@
-"""The `portal` command: demo, serve, db upgrade, user add, import."""
+"""The `portal` command: demo, serve, db upgrade, user add, token, import."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import Role, User
 from portal.db.session import Database
-from portal.services import auth, jobs
+from portal.services import auth, jobs, tokens
+from portal.services.auth import Principal
 from portal.services.discovery import StudySource
-from portal.services.errors import InvalidInput
+from portal.services.errors import InvalidInput, NotFound
 from portal.services.importer import ImportReport, ImportSettings, import_sources
 
 
@@ -96,6 +97,81 @@ def user_add(name: str, role: str, projects: tuple[str, ...], password_stdin: bo
     finally:
         database.dispose()
     click.echo(f"created {role} {name}")
+
+
+@main.group()
+def token() -> None:
+    """Personal access tokens for scripts (`Authorization: Bearer ...`)."""
+
+
+def _principal_named(s: object, name: str) -> Principal:
+    user = s.scalar(select(User).where(User.username == name))  # type: ignore[attr-defined]
+    if user is None or not user.is_active:
+        raise click.ClickException(f"no active user {name!r}")
+    return Principal.of(user)
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", required=True, help="What the token is for, e.g. the script.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice([sc.value for sc in tokens.Scope]),
+    default=["read"],
+    show_default=True,
+    help="Repeatable: read, review (implies read), admin (implies both).",
+)
+@click.option("--days", default=90, show_default=True, help="Lifetime in days (1-365).")
+def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -> None:
+    """Create a token for USERNAME and print it (it is shown only this once)."""
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as s:
+            who = _principal_named(s, username)
+            row, secret = tokens.create_token(s, who, name, tokens.parse_scopes(list(scopes)), days)
+            expires = row.expires_at.date().isoformat()
+    except InvalidInput as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(secret)
+    click.echo(f"token {name!r} for {username}, scopes {row.scopes}, expires {expires}", err=True)
+
+
+@token.command("list")
+@click.argument("username")
+def token_list(username: str) -> None:
+    """List USERNAME's tokens (never the tokens themselves)."""
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as s:
+            rows = tokens.list_tokens(s, _principal_named(s, username))
+    finally:
+        database.dispose()
+    for r in rows:
+        state = "revoked" if r["revoked"] else "expired" if r["expired"] else "live"
+        click.echo(
+            f"{r['id']}\t{r['prefix']}…\t{r['name']}\t{' '.join(r['scopes'])}\t"
+            f"{r['expires_at'][:10]}\t{state}"
+        )
+
+
+@token.command("revoke")
+@click.argument("username")
+@click.argument("token_id", type=int)
+def token_revoke(username: str, token_id: int) -> None:
+    """Revoke token TOKEN_ID of USERNAME."""
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as s:
+            tokens.revoke_token(s, _principal_named(s, username), token_id)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"revoked token {token_id}")
 
 
 @main.command("import")

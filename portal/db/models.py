@@ -118,6 +118,28 @@ class UserSession(Base):
     user: Mapped[User] = relationship()
 
 
+class ApiToken(Base):
+    """A personal access token for scripts: only its SHA-256 is stored; the token itself
+    is shown once at creation. `scopes` is a space-separated subset of read review admin.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token, so a user can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    user: Mapped[User] = relationship()
+
+
 class Project(Base):
     __tablename__ = "projects"
 
@@ -475,6 +497,7 @@ class StudyView(Base):
 
 
 __all__ = [
+    "ApiToken",
     "Assignment",
     "AuditEntry",
     "Comment",

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 ACTIONS: dict[str, str] = {
     "auth.login": "sign-in: ok; failed (unknown user or wrong password); denied (throttled)",
     "auth.logout": "sign-out (the login session is deleted)",
+    "token.create": "a personal access token was created (detail: scopes, lifetime)",
+    "token.revoke": "a personal access token was revoked",
     "export.review": "review results exported (detail: format and row count)",
     "report.view": "a study's printable review report was opened",
     "auth.password": "a user changed their own password (their other sessions end)",

@@ -41,7 +41,8 @@ def install(app: Flask) -> None:
             context = audit.RequestContext(
                 address=address,
                 role=current_user.principal.role.value,
-                session_key=session_key(current_user.token),
+                # Token requests have no login session: each of their fetches is audited.
+                session_key=session_key(current_user.token) if current_user.token else "",
             )
         else:
             context = audit.RequestContext(address=address, role=audit.ANONYMOUS)

@@ -23,10 +23,11 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 
+from portal.services import tokens
 from portal.services.auth import Principal, resolve_session
 from portal.web.context import LoginUser, portal
 
@@ -36,6 +37,9 @@ JSON_PREFIXES = ("/api/", "/_dash-", "/_reload-hash")
 # Dash's renderer sends the value of this cookie in this header with every callback.
 CSRF_COOKIE = "portal_csrf"
 CSRF_HEADER = "X-CSRF-Token"
+# Query parameters under which clients commonly put tokens; refused outright, because
+# URLs end up in logs, browser history and Referer headers.
+QUERY_TOKEN_NAMES = frozenset({"access_token", "token", "api_key", "apikey", "private_token"})
 
 
 def is_allowlisted(method: str, path: str) -> bool:
@@ -70,7 +74,16 @@ def rotate_csrf() -> None:
     session["csrf"] = secrets.token_urlsafe(32)
 
 
+def via_token() -> bool:
+    """True when this request authenticated with `Authorization: Bearer` (no cookies)."""
+    return g.get("api_token_id") is not None
+
+
 def csrf_valid(submitted: str | None) -> bool:
+    # A bearer token is not sent by browsers on their own, so it cannot be forged
+    # cross-site: token requests need no CSRF token.
+    if via_token():
+        return True
     expected = session.get("csrf")
     return bool(expected and submitted and hmac.compare_digest(str(expected), submitted))
 
@@ -84,6 +97,36 @@ class _SessionCookies(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request.is_secure or super().get_cookie_secure(app))
+
+    def should_set_cookie(self, app: Flask, session: object) -> bool:
+        # Token requests are stateless: never hand a script a session cookie.
+        return not via_token() and super().should_set_cookie(app, session)  # type: ignore[arg-type]
+
+
+def _json_error(status: int, message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def _bearer(header: str) -> Response | None:
+    """Authenticate this request by its bearer token; a response if refused."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return _json_error(401, "Authorization must be 'Bearer <token>'")
+    if not request.path.startswith("/api/"):
+        return _json_error(401, "tokens are accepted on /api/ routes only")
+    with portal().db.session() as s:
+        use = tokens.resolve_token(s, value.strip())
+        if use is None:
+            return _json_error(401, "invalid, expired or revoked token")
+        who = Principal.of(use.user)
+    needed = tokens.required_scope(request.method, request.path)
+    if needed not in use.scopes:
+        return _json_error(403, f"this token lacks the {needed.value!r} scope")
+    g.api_token_id = use.token_id
+    g._login_user = LoginUser(who, "")  # Flask-Login's current_user, for this request only
+    return None
 
 
 def install(app: Flask) -> None:
@@ -106,8 +149,14 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def guard() -> Response | None:
+        if request.path.startswith("/api/") and QUERY_TOKEN_NAMES & set(request.args):
+            return _json_error(
+                400, "tokens are never accepted in the query string: send Authorization: Bearer"
+            )
         if is_allowlisted(request.method, request.path):
             return None
+        if header := request.headers.get("Authorization"):
+            return _bearer(header)
         if current_user.is_authenticated:
             if request.method == "POST" and request.path.startswith("/_dash-"):
                 if not csrf_valid(request.headers.get(CSRF_HEADER)):
@@ -132,7 +181,11 @@ def install(app: Flask) -> None:
             and "Cache-Control" not in response.headers
         ):
             response.headers["Cache-Control"] = "no-store"
-        if not is_allowlisted(request.method, request.path) and current_user.is_authenticated:
+        if (
+            not is_allowlisted(request.method, request.path)
+            and current_user.is_authenticated
+            and not via_token()
+        ):
             token = csrf_token()
             if request.cookies.get(CSRF_COOKIE) != token:
                 # Readable by the page's script (not HttpOnly): that is how Dash sends it back.

@@ -74,7 +74,10 @@ MEMBERSHIPS: dict[str, tuple[Role, dict[str, ProjectRole]]] = {
 MISSING = "missing"  # a forged target: ids that exist nowhere
 
 # Int arguments that do not name a study or something in one (checked elsewhere).
-NOT_STUDY_SCOPED = {"job_id"}  # import jobs: owner or admin, tests/integration/test_import_jobs.py
+NOT_STUDY_SCOPED = {
+    "job_id",
+    "token_id",
+}  # import jobs: owner or admin, tests/integration/test_import_jobs.py
 # Routes that carry study ids in the query string or body instead of the path.
 BODY_ID_ROUTES = {
     ("GET", "/api/v1/studies"),
@@ -98,6 +101,10 @@ API_OUTSIDE_MATRIX = {
     ("GET", "/api/v1/pacs"),
     ("GET", "/api/v1/pacs/<source>/studies"),
     ("POST", "/api/v1/pacs/<source>/imports"),
+    # personal access tokens: one's own (tests/integration/test_tokens.py)
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens"),
+    ("DELETE", "/api/v1/tokens/<int:token_id>"),
     # the audit log: admins only (tests/integration/test_audit.py)
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit.csv"),
