@@ -334,3 +334,32 @@ def ensure_project(session: Session, name: str, description: str = "") -> Projec
         session.add(project)
         session.flush()
     return project
+
+
+def visible_projects(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """The projects `principal` belongs to (admins: all), with their role there and how
+    many current studies each holds."""
+    stmt = select(Project).order_by(Project.name)
+    if not principal.is_admin:
+        stmt = stmt.join(ProjectMember).where(ProjectMember.user_id == principal.user_id)
+    counts = dict(
+        session.execute(
+            select(Study.project_id, func.count())
+            .where(Study.superseded_at.is_(None))
+            .group_by(Study.project_id)
+        ).all()
+    )
+    out = []
+    for project in session.scalars(stmt):
+        role = project_role(session, principal, project.id)
+        out.append(
+            {
+                "id": project.id,
+                "name": project.name,
+                "description": project.description,
+                "required_reads": project.required_reads,
+                "role": role.value if role else None,
+                "study_count": int(counts.get(project.id, 0)),
+            }
+        )
+    return out

@@ -101,6 +101,9 @@ API_OUTSIDE_MATRIX = {
     ("GET", "/api/v1/pacs"),
     ("GET", "/api/v1/pacs/<source>/studies"),
     ("POST", "/api/v1/pacs/<source>/imports"),
+    # the caller's projects, and users for admins (tests/integration/test_api.py)
+    ("GET", "/api/v1/projects"),
+    ("GET", "/api/v1/users"),
     # personal access tokens: one's own (tests/integration/test_tokens.py)
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),

@@ -169,3 +169,27 @@ def test_corrected_segmentation_becomes_the_next_version(
         assert np.array_equal(np.asanyarray(stored.dataobj), fixed)
     stale = send(rita, path)  # the old version is superseded now
     assert stale.status_code == 409
+
+
+def test_projects_and_users_directory(app: Flask, world: tuple[int, Path]) -> None:
+    db: Database = app.extensions["portal"].db
+    make_user(db, "root", Role.ADMIN)
+    rita, vic, out, root = (app.test_client() for _ in range(4))
+    for client, name in ((rita, "rita"), (vic, "vic"), (out, "out"), (root, "root")):
+        login(client, name)
+    assert rita.get("/api/v1/projects").get_json()["items"] == [
+        {
+            "id": 1,
+            "name": "trial",
+            "description": "",
+            "required_reads": 1,
+            "role": "reviewer",
+            "study_count": 1,
+        }
+    ]
+    assert vic.get("/api/v1/projects").get_json()["items"][0]["role"] == "viewer"
+    assert out.get("/api/v1/projects").get_json()["items"] == []
+    assert rita.get("/api/v1/users").status_code == 403
+    users = {u["username"]: u for u in root.get("/api/v1/users").get_json()["items"]}
+    assert users["rita"]["projects"] == [{"id": 1, "name": "trial", "role": "reviewer"}]
+    assert users["root"]["role"] == "admin" and "password_hash" not in users["root"]
