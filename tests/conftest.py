@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from portal.app import create_app
 from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import Role
@@ -78,6 +79,21 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
     assert response.status_code == 302, response.data
+
+
+def csrf_headers(client: FlaskClient) -> dict[str, str]:
+    """The header a cookie-authenticated API write needs: the session's CSRF token."""
+    with client.session_transaction() as sess:
+        return {"X-CSRF-Token": sess["csrf"]}
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The app on a migrated catalog (each database kind), disposed afterwards."""
+    migrate.upgrade(settings.resolved_database_url)
+    app = create_app(settings)
+    yield app
+    app.extensions["portal"].db.dispose()  # no connection left for the garbage collector
 
 
 def dash_post(client: FlaskClient, payload: dict[str, object]) -> TestResponse:

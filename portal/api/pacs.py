@@ -7,7 +7,7 @@ import uuid
 from flask import Response, jsonify, request
 
 from portal.api.routes import bp
-from portal.services import audit, catalog, jobs, pacs
+from portal.services import catalog, jobs, pacs
 from portal.services.errors import InvalidInput, PermissionDenied
 from portal.web.context import portal, principal
 from portal.web.security import csrf_valid
@@ -29,21 +29,14 @@ def sources() -> Response:
 def search(source: str) -> Response:
     """QIDO-style search: `patient_name`, `patient_id`, `study_date`, `modality`,
     `accession`, `description` (`*` and `?` wildcards), `limit`."""
-    p = portal()
-    who = principal()
-    remote = pacs.source_named(pacs.parse_sources(p.settings.pacs_sources), source)
     where = pacs.StudyFilter(**{k: request.args.get(k, "") for k in pacs.FILTER_FIELDS})
     try:
         limit = int(request.args.get("limit", "100"))
     except ValueError as exc:
         raise InvalidInput("limit must be a whole number") from exc
+    p = portal()
     with p.db.session() as s:
-        pacs.may_search(s, who)
-    found = pacs.search(remote, where, limit)
-    with p.db.session() as s:
-        # The filter may hold a patient's name: the audit keeps only which fields were used.
-        used = ",".join(k for k, v in vars(where).items() if v) or "none"
-        audit.record(s, who.user_id, "pacs.search", f"pacs:{source}", f"fields={used}")
+        found = pacs.search_audited(s, principal(), p.settings.pacs_sources, source, where, limit)
     return jsonify(items=[st.as_dict() for st in found])
 
 

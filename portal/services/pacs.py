@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db.models import ProjectMember, ProjectRole
+from portal.services import audit
 from portal.services.auth import Principal
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 
@@ -333,3 +334,31 @@ def may_search(session: Session, principal: Principal) -> None:
     )
     if not roles - {ProjectRole.VIEWER.value}:
         raise PermissionDenied("searching the PACS needs a reviewer, expert or lead role")
+
+
+def search_audited(
+    session: Session,
+    principal: Principal,
+    sources_setting: str,
+    source_name: str,
+    where: StudyFilter,
+    limit: int = 100,
+) -> list[RemoteStudy]:
+    """Check `principal` may search, search the named source, and audit the search.
+
+    The audit row names the fields used, never their values (they are often a
+    patient's name or ID).
+    """
+    source = source_named(parse_sources(sources_setting), source_name)
+    may_search(session, principal)
+    found = search(source, where, limit)
+    used = ",".join(k for k, v in vars(where).items() if v) or "none"
+    audit.record(
+        session,
+        principal.user_id,
+        "pacs.search",
+        f"pacs:{source.name}",
+        f"fields={used} results={len(found)}",
+        role=principal.role.value,
+    )
+    return found

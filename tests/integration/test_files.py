@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -17,27 +16,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from portal.app import create_app
 from portal.config import Settings
-from portal.db import migrate
 from portal.db.models import AuditEntry, Role, Segmentation, Study
 from portal.db.session import Database
 from portal.services.importer import import_paths
-from tests.conftest import login, make_user
+from tests.conftest import csrf_headers, login, make_user
 from tests.integration.test_importer import _case, _import_settings
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    migrate.upgrade(settings.resolved_database_url)
-    app = create_app(settings)
-    yield app
-    app.extensions["portal"].db.dispose()
-
-
-def _csrf(client: FlaskClient) -> dict[str, str]:
-    with client.session_transaction() as sess:
-        return {"X-CSRF-Token": sess["csrf"]}
 
 
 def _sha(data: bytes) -> str:
@@ -138,7 +122,7 @@ def test_corrected_segmentation_becomes_the_next_version(
         return client.post(
             f"/api/v1/studies/{study_id}/segmentations",
             data={"file": (io.BytesIO(file.read_bytes()), file.name)},
-            headers=_csrf(client) if csrf else {},
+            headers=csrf_headers(client) if csrf else {},
         )
 
     assert send(viewer, path).status_code == 403

@@ -16,7 +16,6 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from flask.testing import FlaskClient
 from pydicom.data import get_testdata_file
 from sqlalchemy import func, select
 
@@ -31,7 +30,7 @@ from portal.imaging.volume import Volume
 from portal.services import jobs, pacs
 from portal.services.catalog import ensure_project
 from portal.services.importer import ImportSettings
-from tests.conftest import login, make_user
+from tests.conftest import csrf_headers, login, make_user
 from tests.support.orthanc import OrthancServer, OrthancUnavailable
 
 ANATOMICAL = Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii"
@@ -183,7 +182,7 @@ def test_api_search_and_import_with_access_checks(
     uid = found[0]["study_uid"]
     body = {"project": "trial", "studies": [uid]}
     assert rita.post("/api/v1/pacs/remote/imports", json=body).status_code == 403  # no CSRF
-    started = rita.post("/api/v1/pacs/remote/imports", json=body, headers=_csrf(rita))
+    started = rita.post("/api/v1/pacs/remote/imports", json=body, headers=csrf_headers(rita))
     assert started.status_code == 202, started.get_data(as_text=True)
     job = jobs.run_job(db, ImportSettings.of(settings), started.get_json()["id"])
     assert job.status == "done" and len(job.imported) == 1
@@ -193,8 +192,3 @@ def test_api_search_and_import_with_access_checks(
         details = " ".join(s.scalars(select(AuditEntry.detail)))
     assert "fields=patient_name" in details and "Pacs" not in details and "PACS-1" not in details
     app.extensions["portal"].db.dispose()
-
-
-def _csrf(client: FlaskClient) -> dict[str, str]:
-    with client.session_transaction() as sess:
-        return {"X-CSRF-Token": sess["csrf"]}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,35 +11,20 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from portal.app import create_app
 from portal.cli import main
 from portal.config import Settings
-from portal.db import migrate
 from portal.db.models import ApiToken, AuditEntry, Role, User
 from portal.db.session import Database
 from portal.services.importer import import_paths
-from tests.conftest import login, make_user
+from tests.conftest import csrf_headers, login, make_user
 from tests.integration.test_importer import _case, _import_settings
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    migrate.upgrade(settings.resolved_database_url)
-    app = create_app(settings)
-    yield app
-    app.extensions["portal"].db.dispose()
-
-
-def _csrf(client: FlaskClient) -> dict[str, str]:
-    with client.session_transaction() as sess:
-        return {"X-CSRF-Token": sess["csrf"]}
 
 
 def _make(client: FlaskClient, scopes: list[str], days: int = 30) -> dict:
     r = client.post(
         "/api/v1/tokens",
         json={"name": "pipeline", "scopes": scopes, "days": days},
-        headers=_csrf(client),
+        headers=csrf_headers(client),
     )
     assert r.status_code == 201, r.get_data(as_text=True)
     return r.get_json()
@@ -80,7 +64,7 @@ def test_token_reads_and_writes_within_its_scopes(app: Flask, study: int) -> Non
     # admin routes need an admin token; a reviewer cannot even make one
     assert script.get("/api/v1/audit", headers=_bearer(review["token"])).status_code == 403
     r = browser.post(
-        "/api/v1/tokens", json={"name": "x", "scopes": ["admin"]}, headers=_csrf(browser)
+        "/api/v1/tokens", json={"name": "x", "scopes": ["admin"]}, headers=csrf_headers(browser)
     )
     assert r.status_code == 400
     # tokens work on the API only, and cannot manage tokens
@@ -115,7 +99,7 @@ def test_refused_tokens(app: Flask, study: int) -> None:
     # revoked
     fresh = _make(browser, ["read"])
     assert script.get(url, headers=_bearer(fresh["token"])).status_code == 200
-    gone = browser.delete(f"/api/v1/tokens/{fresh['id']}", headers=_csrf(browser))
+    gone = browser.delete(f"/api/v1/tokens/{fresh['id']}", headers=csrf_headers(browser))
     assert gone.status_code == 200
     assert script.get(url, headers=_bearer(fresh["token"])).status_code == 401
     # the user deactivated

@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, html
 
-from portal.services import audit, catalog, jobs, pacs
+from portal.services import catalog, jobs, pacs
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.ui.ids import Pacs
 from portal.web.context import portal, principal
@@ -37,13 +37,8 @@ def register(app: Dash) -> None:
             accession=values[4] or "",
         )
         try:
-            remote = pacs.source_named(pacs.parse_sources(p.settings.pacs_sources), source or "")
             with p.db.session() as s:
-                pacs.may_search(s, who)
-            found = pacs.search(remote, where)
-            with p.db.session() as s:
-                used = ",".join(k for k, v in vars(where).items() if v) or "none"
-                audit.record(s, who.user_id, "pacs.search", f"pacs:{remote.name}", f"fields={used}")
+                found = pacs.search_audited(s, who, p.settings.pacs_sources, source or "", where)
         except (InvalidInput, NotFound, PermissionDenied, pacs.PacsError) as exc:
             return [], str(exc)
         return [st.as_dict() for st in found], f"{len(found)} studies found"
