@@ -11,6 +11,7 @@ from portal.db.session import Database
 from portal.services.importer import import_paths
 from tests.conftest import dash_post, login, make_user
 from tests.integration.test_importer import _case, _import_settings
+from tests.support.dash_calls import dependencies, pane_decision
 
 
 def test_import_list_detail_and_flag_through_the_api(
@@ -28,8 +29,20 @@ def test_import_list_detail_and_flag_through_the_api(
     assert detail["orientation"] and len(detail["affine_ras"]) == 4
     assert [lab["value"] for lab in detail["segmentations"][0]["labels"]] == [1, 2]
 
-    # A review flag set through the Dash callback endpoint, then seen by the API.
-    payload = _save_flag_payload(study_id)
+    # A decision made through the pane's Dash callback, then seen by the API.
+    item = next(
+        i
+        for i in client.get(f"/api/v1/studies/{study_id}/review").get_json()["items"]
+        if i["key"].startswith("seg:")
+    )
+    payload = pane_decision(
+        dependencies(client),
+        study_id,
+        item["id"],
+        item["version"],
+        "pane-needs-edit",
+        "lateral ventricle missed",
+    )
     # Someone outside the project forging the study id gets nothing and changes nothing.
     make_user(db, "outsider", Role.EXPERT)
     other = app.test_client()
@@ -45,38 +58,3 @@ def test_import_list_detail_and_flag_through_the_api(
     assert flag["status"] == "needs-edit" and flag["by"] == "rev"
     assert flag["reason"] == "lateral ventricle missed" and flag["at"]
     app.extensions["portal"].db.dispose()
-
-
-def _save_flag_payload(study_id: int) -> dict[str, object]:
-    return {
-        # Dash keys a pattern-matching callback by its wildcard outputs.
-        "output": '..{"study":["MATCH"],"type":"pane-message"}.children...'
-        '{"study":["MATCH"],"type":"pane-badge"}.children...'
-        '{"study":["MATCH"],"type":"pane-badge"}.className..',
-        "outputs": [
-            {"id": {"study": study_id, "type": "pane-message"}, "property": "children"},
-            {"id": {"study": study_id, "type": "pane-badge"}, "property": "children"},
-            {"id": {"study": study_id, "type": "pane-badge"}, "property": "className"},
-        ],
-        "inputs": [
-            {"id": {"study": study_id, "type": "pane-save"}, "property": "n_clicks", "value": 1}
-        ],
-        "state": [
-            {
-                "id": {"study": study_id, "type": "pane-status"},
-                "property": "value",
-                "value": "needs-edit",
-            },
-            {
-                "id": {"study": study_id, "type": "pane-reason"},
-                "property": "value",
-                "value": "lateral ventricle missed",
-            },
-            {
-                "id": {"study": study_id, "type": "pane-save"},
-                "property": "id",
-                "value": {"study": study_id, "type": "pane-save"},
-            },
-        ],
-        "changedPropIds": [f'{{"study":{study_id},"type":"pane-save"}}.n_clicks'],
-    }

@@ -30,6 +30,7 @@ from portal.db.session import Database
 from portal.services.importer import import_paths
 from tests.conftest import PASSWORD, make_user
 from tests.integration.test_importer import _case, _import_settings
+from tests.support.dash_calls import pane_decision
 
 ROUNDS = 50  # the issue asks for at least 50
 PANE_ROUNDS = 20
@@ -157,47 +158,21 @@ def test_two_experts_racing_on_one_item_lose_nothing(live: Live, db: Database) -
         assert events == successes
 
 
-def _save_flag(study_id: int, status: str, reason: str) -> dict[str, object]:
-    """The pane's quick review form's Save click, as the browser posts it to Dash."""
-
-    def pane(kind: str) -> dict[str, object]:
-        return {"study": study_id, "type": kind}
-
-    return {
-        "output": '..{"study":["MATCH"],"type":"pane-message"}.children...'
-        '{"study":["MATCH"],"type":"pane-badge"}.children...'
-        '{"study":["MATCH"],"type":"pane-badge"}.className..',
-        "outputs": [
-            {"id": pane("pane-message"), "property": "children"},
-            {"id": pane("pane-badge"), "property": "children"},
-            {"id": pane("pane-badge"), "property": "className"},
-        ],
-        "inputs": [{"id": pane("pane-save"), "property": "n_clicks", "value": 1}],
-        "state": [
-            {"id": pane("pane-status"), "property": "value", "value": status},
-            {"id": pane("pane-reason"), "property": "value", "value": reason},
-            {"id": pane("pane-save"), "property": "id", "value": pane("pane-save")},
-        ],
-        "changedPropIds": [f'{{"study":{study_id},"type":"pane-save"}}.n_clicks'],
-    }
-
-
-def test_two_experts_saving_one_pane_at_once_are_both_told(live: Live, db: Database) -> None:
-    """The pane form sends no version: each save is checked against what it just read.
-
-    Both experts ask for the same state at the same moment; exactly one is saved, the
-    other is told why not (the item changed under them, or it is already in that state),
-    never a 500, and every save is in the history.
-    """
+def test_two_experts_pressing_one_pane_at_once_are_both_told(live: Live, db: Database) -> None:
+    """The pane's review panel sends the version it shows: two experts pressing a decision
+    on the same item at the same moment get one save and one clear refusal, never a
+    500, and every save is in the history."""
     clients = {name: _client(live, name) for name in ("amy", "ben")}
     item_id = _item(clients["amy"][0], live)["id"]
+    deps = clients["amy"][0].get(f"{live.url}/_dash-dependencies", timeout=TIMEOUT_S).json()
     successes = 0
     for round_no in range(PANE_ROUNDS):
-        state = str(_item(clients["amy"][0], live)["state"])
-        status = "approved" if state == "flagged-for-expert" else "flagged-for-expert"
-        body = _save_flag(live.study_id, status, "seen at the same time")
+        item = _item(clients["amy"][0], live)
+        # Open or approved: flag it; flagged: resolve it as approved (both need a note).
+        button = "pane-approve" if item["state"] == "flagged-for-expert" else "pane-flag"
+        body = pane_decision(deps, live.study_id, item_id, int(item["version"]), button, "race")
         answers = _race(
-            {name: (http, token, body) for name, (http, token) in clients.items()},
+            {name: (h, token, body) for name, (h, token) in clients.items()},
             f"{live.url}/_dash-update-component",
         )
         assert all(r.status_code == 200 for r in answers.values()), (
@@ -213,9 +188,7 @@ def test_two_experts_saving_one_pane_at_once_are_both_told(live: Live, db: Datab
         saved = [n for n, m in messages.items() if m.startswith("Saved")]
         assert len(saved) == 1, (round_no, messages)
         [loser] = set(messages) - set(saved)
-        assert f"changed by {saved[0]}" in messages[loser] or "cannot go from" in messages[loser], (
-            messages
-        )
+        assert f"changed by {saved[0]}" in messages[loser], messages
         successes += 1
 
     final = _item(clients["amy"][0], live)
@@ -224,5 +197,4 @@ def test_two_experts_saving_one_pane_at_once_are_both_told(live: Live, db: Datab
         events = s.scalar(
             select(func.count()).select_from(ReviewEvent).where(ReviewEvent.item_id == item_id)
         )
-    # The first save is a read that decides the item; every later one a transition.
-    assert events == successes
+    assert events == successes  # a read or a transition per save, nothing lost
