@@ -127,6 +127,8 @@
         } else {
           lastSeen = Math.max(lastSeen, body.latest);
         }
+        // For tests and support: the command id this tab has caught up to.
+        document.documentElement.dataset.liveSeen = String(lastSeen);
         report();
       })
       .catch(function () {
