@@ -10,19 +10,20 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.serving import make_server
 
 from portal.app import create_app
 from portal.client import PortalClient, PortalError
 from portal.config import Settings
 from portal.db import migrate
-from portal.db.models import AuditEntry, LiveCommand, Role, User
+from portal.db.models import AuditEntry, LiveCommand, Role, User, UserSession
 from portal.db.session import Database
 from portal.services import tokens
 from portal.services.auth import Principal
@@ -209,6 +210,24 @@ def test_state_round_trip(world: World) -> None:
         assert rita.put("/api/v1/sessions/me/state", json=bad, headers=csrf).status_code == 400
     vic, _ = _signed_in(world, "vic")
     assert vic.get("/api/v1/sessions/me/state").get_json() == {"state": None}
+
+
+def test_polling_does_not_keep_an_idle_session_alive(world: World) -> None:
+    rita, _ = _signed_in(world, "rita")
+    soon = datetime.now(UTC) + timedelta(minutes=5)  # well inside the idle timeout
+
+    def expires() -> datetime:
+        with world.db.session() as s:
+            value = s.scalar(select(UserSession.expires_at))
+            assert value is not None
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    with world.db.session() as s:
+        s.execute(update(UserSession).values(expires_at=soon))
+    assert rita.get("/api/v1/sessions/me/commands?after=0").status_code == 200
+    assert abs((expires() - soon).total_seconds()) < 1  # a background poll: not activity
+    assert rita.get("/api/v1/studies").status_code == 200
+    assert expires() > soon + timedelta(minutes=30)  # a real request slides it
 
 
 def test_review_url_honours_layout_slice_and_mode() -> None:
