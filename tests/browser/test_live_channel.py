@@ -28,6 +28,7 @@ from tests.browser.test_review_grid import (
     GRID_STUDIES,
     _crop,
     _grey_pixels,
+    _label_pixels,
     _login,
     _screenshot,
     _wait_all_ready,
@@ -125,3 +126,48 @@ def test_script_opens_studies_in_the_signed_in_tab(  # type: ignore[no-untyped-d
         assert state is not None and state["path"] == "/review", state
         assert state["studies"] == ids and state["layout"] == "2x2"
         assert state["slices"] == {str(sid): k for sid, k in expected.items()}
+
+
+def test_every_open_tab_follows_and_3d_is_honoured(  # type: ignore[no-untyped-def]
+    live_server: str, browser, demo_settings: Settings
+) -> None:
+    """Two tabs of one user: the one in front follows at once, the one behind when shown."""
+    driver = browser
+    token, expected = _token_and_studies(demo_settings)
+    _login(driver, live_server)
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(live_server + "/")
+    seen = "return document.documentElement.dataset.liveSeen"
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(seen))
+    second = driver.current_window_handle
+    driver.switch_to.window(first)
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(seen))
+    study = list(expected)[2]  # MNI152 stored LAS: a real volume for 3D
+    try:
+        with PortalClient(live_server, token) as client:
+            client.open([study], layout="1x1", state={"mode": "3d"})
+        for handle in (first, second):
+            driver.switch_to.window(handle)
+            WebDriverWait(driver, 10, poll_frequency=0.05).until(
+                lambda d: "/review" in d.current_url
+            )
+            _wait_all_ready(driver, 1)
+            pane = driver.find_element(By.CSS_SELECTOR, ".pane[data-study-id]")
+            assert int(pane.get_attribute("data-study-id")) == study
+            assert "mode-3d" in pane.get_attribute("class")
+            assert (
+                driver.find_element(By.CSS_SELECTOR, ".pane-grid").get_attribute("data-layout")
+                == "1x1"
+            )
+            checked = pane.find_element(By.CSS_SELECTOR, ".mode-toggle input:checked")
+            assert checked.get_attribute("value") == "3d"
+        time.sleep(3)  # volume rendering and surfaces finish their first frames
+        shot = _screenshot(driver)
+        shot.save(ARTIFACTS / "live-channel-3d.png")
+        pane = driver.find_element(By.CSS_SELECTOR, ".pane[data-study-id]")
+        assert _label_pixels(_crop(shot, pane.find_element(By.CSS_SELECTOR, ".pane-view"))) > 200
+    finally:
+        driver.switch_to.window(second)
+        driver.close()
+        driver.switch_to.window(first)
