@@ -173,8 +173,8 @@ def open_studies(
         If the user or any study does not exist or the study is not visible to the
         *target* user; nothing is stored then.
     """
-    request = parse_open_request(body)
     target = _target(session, actor, user_id)
+    request = parse_open_request(body)
     visible = set(
         session.scalars(
             catalog.visible_studies(target)
@@ -251,8 +251,9 @@ def _reported(raw: Any) -> dict[str, Any]:
     ):
         raise InvalidInput("state slices must map study ids to slice indices")
     state["slices"] = {str(sid): k for sid, k in slices.items()}
-    for key in set(raw) - {"path", "studies", "layout", "slices"}:
-        raise InvalidInput(f"unknown state key {key!r}")
+    unknown = sorted(set(raw) - {"path", "studies", "layout", "slices"})
+    if unknown:
+        raise InvalidInput(f"unknown state key {unknown[0]!r}")
     return state
 
 
