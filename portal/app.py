@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.audit  # noqa: F401  (adds the audit log routes to the API blueprint)
     import portal.api.directory  # noqa: F401  (adds /projects and /users to the API)
     import portal.api.files  # noqa: F401  (adds the file routes to the API blueprint)
+    import portal.api.live  # noqa: F401  (adds the live channel routes to the API blueprint)
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
     import portal.api.reports  # noqa: F401  (adds the export routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)

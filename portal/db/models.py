@@ -496,6 +496,36 @@ class StudyView(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class LiveCommand(Base):
+    """ "Open these studies" for every open tab of `user_id`, queued by `issued_by_id`.
+
+    Kept in the catalog so that every worker sees it: tabs poll for ids above the last
+    they saw. `payload` holds study ids, layout and viewer state, never patient data.
+    """
+
+    __tablename__ = "live_commands"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issued_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ViewerState(Base):
+    """What a user's most recently reporting tab shows (path, studies, layout, slices)."""
+
+    __tablename__ = "viewer_states"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 __all__ = [
     "ApiToken",
     "Assignment",
@@ -505,6 +535,7 @@ __all__ = [
     "JobStatus",
     "Label",
     "LabelVerdict",
+    "LiveCommand",
     "Project",
     "ProjectMember",
     "ProjectRole",
@@ -519,5 +550,6 @@ __all__ = [
     "StudyView",
     "User",
     "UserSession",
+    "ViewerState",
     "Volume",
 ]

@@ -79,6 +79,8 @@ ACTIONS: dict[str, str] = {
     "study.export": "study data (images, segmentations or reads) was exported",
     "study.download": "a study's original files were downloaded",
     "report.export": "a review report was exported",
+    "live.open": "studies were pushed to a user's open tabs (detail: count; for_user and "
+    "by_user when an administrator acted for another user)",
     "audit.export": "the audit log was exported as CSV (detail has the filter)",
 }
 

@@ -197,12 +197,19 @@ def _aware(value: datetime) -> datetime:
 
 
 def resolve_session(
-    session: Session, token: str, lifetime: timedelta, max_lifetime: timedelta | None = None
+    session: Session,
+    token: str,
+    lifetime: timedelta,
+    max_lifetime: timedelta | None = None,
+    *,
+    slide: bool = True,
 ) -> User | None:
     """Return the user of a live session token, sliding its expiry; None if dead.
 
     `lifetime` is the idle timeout (each use extends it); `max_lifetime`, when given,
-    the absolute one counted from sign-in, which no activity extends.
+    the absolute one counted from sign-in, which no activity extends. With `slide`
+    False the use does not count as activity (a tab's background polling), so an
+    unattended screen still signs out when idle.
     """
     row = session.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
     if row is None:
@@ -214,7 +221,7 @@ def resolve_session(
         session.delete(row)
         return None
     # Slide the expiry at most once a minute to avoid a write per request.
-    if expires - now < lifetime - timedelta(minutes=1):
+    if slide and expires - now < lifetime - timedelta(minutes=1):
         row.expires_at = now + lifetime
     return row.user
 

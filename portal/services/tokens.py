@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,11 +38,13 @@ class Scope(enum.StrEnum):
 
 # Routes that only administrators may use: a token needs the admin scope for them too.
 ADMIN_PATHS = ("/api/v1/audit", "/api/v1/users", "/api/v1/admin")
+# Acting on another user's tabs (the live channel) is an administrator's operation too.
+ON_BEHALF_PATH = re.compile(r"^/api/v1/sessions/\d+/")
 
 
 def required_scope(method: str, path: str) -> Scope:
     """The scope a request needs: admin routes `admin`, other reads `read`, writes `review`."""
-    if path.startswith(ADMIN_PATHS):
+    if path.startswith(ADMIN_PATHS) or ON_BEHALF_PATH.match(path):
         return Scope.ADMIN
     if method in ("GET", "HEAD", "OPTIONS"):
         return Scope.READ

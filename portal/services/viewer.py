@@ -97,3 +97,16 @@ def volume_preview(
         out.write(payload)
     os.replace(temporary, target)
     return target
+
+
+def slice_index(meta: dict[str, Any], z_mm: float) -> int:
+    """The axial slice `k` of a study's preview nearest RAS world `z_mm`, clamped to it.
+
+    The preview grid is closest-canonical RAS (`k` towards Superior) with `origin_mm` and
+    `spacing_mm` from its `meta.json`, so world z = origin z + k * spacing z. A z outside
+    the study gives its first or last slice.
+    """
+    nk = int(meta["shape"][2])
+    spacing = float(meta["spacing_mm"][2]) or 1.0
+    k = round((z_mm - float(meta["origin_mm"][2])) / spacing)
+    return min(max(k, 0), max(nk - 1, 0))

@@ -40,6 +40,9 @@ CSRF_HEADER = "X-CSRF-Token"
 # Query parameters under which clients commonly put tokens; refused outright, because
 # URLs end up in logs, browser history and Referer headers.
 QUERY_TOKEN_NAMES = frozenset({"access_token", "token", "api_key", "apikey", "private_token"})
+# Requests a tab makes on its own (the live channel's poll): they must not count as
+# activity, or an open tab would keep an unattended session alive past its idle timeout.
+BACKGROUND_REQUESTS = frozenset({("GET", "/api/v1/sessions/me/commands")})
 
 
 def is_allowlisted(method: str, path: str) -> bool:
@@ -142,7 +145,8 @@ def install(app: Flask) -> None:
         lifetime = timedelta(hours=p.settings.session_hours)
         max_lifetime = timedelta(hours=p.settings.session_max_hours)
         with p.db.session() as s:
-            user = resolve_session(s, token, lifetime, max_lifetime)
+            background = (request.method, request.path) in BACKGROUND_REQUESTS
+            user = resolve_session(s, token, lifetime, max_lifetime, slide=not background)
             if user is None:
                 return None
             return LoginUser(Principal.of(user), token)

@@ -77,6 +77,7 @@ MISSING = "missing"  # a forged target: ids that exist nowhere
 NOT_STUDY_SCOPED = {
     "job_id",
     "token_id",
+    "user_id",  # the live channel's target user: tests/integration/test_live_channel.py
 }  # import jobs: owner or admin, tests/integration/test_import_jobs.py
 # Routes that carry study ids in the query string or body instead of the path.
 BODY_ID_ROUTES = {
@@ -108,6 +109,13 @@ API_OUTSIDE_MATRIX = {
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),
     ("DELETE", "/api/v1/tokens/<int:token_id>"),
+    # the live channel: one's own tabs, or (admins) another user's; study ids in the body
+    # are checked against the target user (tests/integration/test_live_channel.py)
+    ("POST", "/api/v1/sessions/me/open"),
+    ("POST", "/api/v1/sessions/<int:user_id>/open"),
+    ("GET", "/api/v1/sessions/me/commands"),
+    ("PUT", "/api/v1/sessions/me/state"),
+    ("GET", "/api/v1/sessions/me/state"),
     # the audit log: admins only (tests/integration/test_audit.py)
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit.csv"),

@@ -7,10 +7,11 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import admin, audit, catalog, jobs, pacs, viewer
+from portal.services import admin, audit, catalog, jobs, live, pacs, viewer
 from portal.services import review as review_service
 from portal.services.auth import Principal
-from portal.services.errors import NotFound, PermissionDenied
+from portal.services.errors import InvalidInput, NotFound, PermissionDenied
+from portal.ui.components.pane import pane
 from portal.ui.ids import Shell
 from portal.ui.pages import account as account_page
 from portal.ui.pages import admin as admin_pages
@@ -42,6 +43,34 @@ def account(who: Principal) -> list[Any]:
             ],
         ),
     ]
+
+
+def review_view(
+    params: dict[str, list[str]],
+) -> tuple[tuple[int, int] | None, dict[str, Any], dict[str, str]]:
+    """(rows, columns) or None, the initial viewer state, and the query parameters the
+    pager keeps, from a review URL's `layout`, `slice_mm` and `mode`.
+
+    A hand-edited URL with a bad value gets the default for it rather than an error.
+    """
+    keep: dict[str, str] = {}
+    raw_layout = params.get("layout", [""])[0]
+    shape = live.LAYOUTS.get(raw_layout)
+    if shape:
+        keep["layout"] = raw_layout
+    raw_state: dict[str, Any] = {}
+    if params.get("mode", [""])[0] in live.MODES:
+        raw_state["mode"] = params["mode"][0]
+    try:
+        raw_state["slice_mm"] = float(params.get("slice_mm", [""])[0])
+    except ValueError:
+        pass
+    try:
+        state = live.parse_state(raw_state)
+    except InvalidInput:
+        state = {k: v for k, v in raw_state.items() if k == "mode"}
+    keep.update({k: str(v) for k, v in state.items()})
+    return shape, state, keep
 
 
 def register(app: Dash) -> None:
@@ -99,15 +128,25 @@ def register(app: Dash) -> None:
                 page = max(1, int(params.get("page", ["1"])[0]))
             except ValueError:
                 page = 1
+            shape, state, keep = review_view(params)
             per_page = p.settings.panes_per_page
+            if shape:
+                # The requested layout, within the administrator's WebGL-context limit.
+                per_page = min(shape[0] * shape[1], per_page)
             on_page = ids[(page - 1) * per_page : page * per_page]
-            panes = []
+            panes: list[tuple[int, html.Div | None]] = []
             with p.db.session() as s:
                 for sid in on_page:
                     try:
                         detail, meta = viewer.pane_data(s, who, p.settings.preview_dir, sid)
                         study = review_service.study_review(s, who, sid, p.settings.store_dir)
-                        panes.append((sid, (detail, meta, study)))
+                        k = None
+                        if "slice_mm" in state:
+                            k = viewer.slice_index(meta, state["slice_mm"])
+                        surfaces = None
+                        if state.get("mode") == "3d":
+                            surfaces = viewer.label_surfaces(s, who, p.settings.preview_dir, sid)
+                        panes.append((sid, pane(detail, meta, study, k, surfaces)))
                     except NotFound:
                         # This transaction commits (other panes load), so no own one.
                         audit.record_denial(
@@ -119,7 +158,7 @@ def register(app: Dash) -> None:
                     [html.P("No studies chosen."), html.A("Back to the case list", href="/")],
                     className="empty",
                 )
-            return review.layout(ids, page, per_page, panes)
+            return review.layout(ids, page, per_page, panes, shape[1] if shape else None, keep)
         if pathname == "/admin/audit":
             try:
                 audit.require_admin(who)

@@ -107,13 +107,24 @@ def volume_children(
     return children
 
 
-def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -> html.Div:
+def pane(
+    detail: dict[str, Any],
+    meta: dict[str, Any],
+    review: dict[str, Any],
+    k_slice: int | None = None,
+    surfaces: list[dict[str, Any]] | None = None,
+) -> html.Div:
     """The pane of one visible study; `meta` is the study's preview `meta.json`, `review`
-    its `review.study_review` as the signed-in user may see it."""
+    its `review.study_review` as the signed-in user may see it.
+
+    `k_slice` is the first axial slice shown (the middle one if None); with `surfaces`
+    (a list, possibly empty) the pane opens in 3D with those label surfaces.
+    """
     study_id = int(detail["id"])
     item = selected_item(review, None)
     nk = int(meta["shape"][2])
-    mid = nk // 2
+    mid = nk // 2 if k_slice is None else min(max(int(k_slice), 0), max(nk - 1, 0))
+    three_d = surfaces is not None and not meta.get("rgb")
     labels = meta.get("labels", [])
     has_labels = bool(labels)
     status = item["state"]
@@ -133,8 +144,9 @@ def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -
         )
         for lab in labels
     ]
+    camera = CORONAL_3D_CAMERA if three_d else AXIAL_CAMERA
     return html.Div(
-        className="pane",
+        className="pane mode-3d" if three_d else "pane",
         id=pane_id(Pane.ROOT, study_id),
         **{"data-study-id": str(study_id)},
         children=[
@@ -167,10 +179,14 @@ def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -
                     dash_vtk.View(
                         id=pane_id(Pane.VIEW, study_id),
                         background=[0, 0, 0],
-                        cameraParallelProjection=True,
-                        interactorSettings=INTERACTOR_2D,
-                        children=slice_children(study_id, mid, has_labels),
-                        **AXIAL_CAMERA,
+                        cameraParallelProjection=not three_d,
+                        interactorSettings=INTERACTOR_3D if three_d else INTERACTOR_2D,
+                        children=(
+                            volume_children(study_id, surfaces or [])
+                            if three_d
+                            else slice_children(study_id, mid, has_labels)
+                        ),
+                        **camera,
                     ),
                     html.Span("A", className="orient orient-top"),
                     html.Span("P", className="orient orient-bottom"),
@@ -199,7 +215,7 @@ def pane(detail: dict[str, Any], meta: dict[str, Any], review: dict[str, Any]) -
                             # Volume rendering maps one value per voxel; colour has three.
                             {"label": "3D", "value": "3d", "disabled": bool(meta.get("rgb"))},
                         ],
-                        value="2d",
+                        value="3d" if three_d else "2d",
                         inline=True,
                         className="mode-toggle",
                     ),

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from dash import html
 
-from portal.ui.components.pane import missing_pane, pane
+from portal.ui.components.pane import missing_pane
 from portal.ui.ids import Review
 
 
@@ -38,12 +38,16 @@ def grid_columns(count: int) -> int:
     return 4
 
 
-def pager(study_ids: list[int], page: int, per_page: int) -> html.Div:
+def pager(
+    study_ids: list[int], page: int, per_page: int, keep: dict[str, str] | None = None
+) -> html.Div:
+    """Links to the other pages; `keep` holds query parameters every page keeps (layout,
+    initial slice and mode)."""
     pages = max(1, math.ceil(len(study_ids) / per_page))
     studies = ",".join(str(i) for i in study_ids)
 
     def link(p: int, text: str) -> html.A:
-        href = "/review?" + urlencode({"studies": studies, "page": p})
+        href = "/review?" + urlencode({"studies": studies, **(keep or {}), "page": p})
         return html.A(text, href=href, className="button" + (" current" if p == page else ""))
 
     items: list[Any] = [html.A("← Case list", href="/", className="button")]
@@ -64,21 +68,24 @@ def layout(
     study_ids: list[int],
     page: int,
     per_page: int,
-    panes: list[tuple[int, tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None]],
+    panes: list[tuple[int, html.Div | None]],
+    columns: int | None = None,
+    keep: dict[str, str] | None = None,
 ) -> html.Div:
-    """`panes` holds, for each id on this page, its (detail, meta, review) or None if not
-    visible."""
-    cells = [pane(*found) if found else missing_pane(sid) for sid, found in panes]
-    cols = grid_columns(len(cells))
+    """`panes` holds, for each id on this page, its built pane or None if not visible;
+    `columns` fixes the grid's width (a requested layout), else it follows the count."""
+    cells = [found if found else missing_pane(sid) for sid, found in panes]
+    cols = columns or grid_columns(len(cells))
     rows = max(1, math.ceil(len(cells) / cols))
     return html.Div(
         className="review",
         children=[
-            pager(study_ids, page, per_page),
+            pager(study_ids, page, per_page, keep),
             html.Div(
                 cells,
                 id=Review.GRID,
                 className="pane-grid",
+                **({"data-layout": f"{rows}x{cols}"} if columns else {}),
                 style={
                     "gridTemplateColumns": f"repeat({cols}, minmax(0, 1fr))",
                     "gridTemplateRows": f"repeat({rows}, minmax(320px, 1fr))",

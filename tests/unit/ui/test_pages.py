@@ -9,7 +9,7 @@ from portal.ui.callbacks.caselist import query_from_request
 from portal.ui.components.pane import missing_pane, pane
 from portal.ui.components.review_panel import actions_class, markers, reads_text, selected_item
 from portal.ui.ids import Pane, pane_id
-from portal.ui.pages.review import grid_columns, pager, parse_study_ids
+from portal.ui.pages.review import grid_columns, layout, pager, parse_study_ids
 
 
 def test_parse_study_ids_keeps_order_and_drops_junk() -> None:
@@ -59,6 +59,59 @@ def test_pane_carries_study_id_and_one_view() -> None:
     # the review panel starts on the segmentation's item, with its version to send back
     assert "{'item': 12, 'version': 3}" in text
     assert "Flagged for expert" in text
+
+
+def _find(tree: Any, component_id: dict[str, Any]) -> dict[str, Any]:
+    """The props of the component with `component_id` in a `to_plotly_json` tree."""
+    if isinstance(tree, dict):
+        props = tree.get("props", {})
+        if props.get("id") == component_id:
+            return dict(props)
+        for child in (props.get("children"),) if "props" in tree else tree.values():
+            try:
+                return _find(child, component_id)
+            except LookupError:
+                pass
+    elif isinstance(tree, list | tuple):
+        for child in tree:
+            try:
+                return _find(child, component_id)
+            except LookupError:
+                pass
+    elif hasattr(tree, "to_plotly_json"):
+        return _find(tree.to_plotly_json(), component_id)
+    raise LookupError(component_id)
+
+
+def test_pane_opens_on_a_requested_slice_or_in_3d() -> None:
+    detail = {
+        "id": 7,
+        "name": "case",
+        "modality": "MR",
+        "dimensions": "10×10×40",
+        "orientation": "RAS",
+    }
+    meta = {"shape": [10, 10, 40], "labels": []}
+    plain = pane(detail, meta, _review()).to_plotly_json()
+    assert _find(plain, pane_id(Pane.SLIDER, 7))["value"] == 20
+    on_slice = pane(detail, meta, _review(), k_slice=33).to_plotly_json()
+    assert _find(on_slice, pane_id(Pane.SLIDER, 7))["value"] == 33
+    assert _find(on_slice, pane_id(Pane.SLICE_TEXT, 7))["children"] == "34/40"
+    assert _find(on_slice, pane_id(Pane.IMAGE_SLICE, 7))["kSlice"] == 33
+    clamped = pane(detail, meta, _review(), k_slice=99).to_plotly_json()
+    assert _find(clamped, pane_id(Pane.SLIDER, 7))["value"] == 39
+    three_d = pane(detail, meta, _review(), surfaces=[]).to_plotly_json()
+    assert three_d["props"]["className"] == "pane mode-3d"
+    assert _find(three_d, pane_id(Pane.MODE, 7))["value"] == "3d"
+    assert "VolumeRepresentation" in str(three_d) and "SliceRepresentation" not in str(three_d)
+
+
+def test_requested_layout_fixes_the_grid_and_pages_keep_it() -> None:
+    cells = [(i, None) for i in range(1, 5)]
+    page = layout(list(range(1, 10)), 1, 4, cells, 2, {"layout": "2x2", "slice_mm": "5.0"})
+    text = str(page.to_plotly_json())
+    assert "repeat(2, minmax(0, 1fr))" in text and "data-layout='2x2'" in text
+    assert "layout=2x2" in text and "slice_mm=5.0" in text and "page=2" in text
 
 
 def test_expert_queue_is_oldest_flag_first_unless_sorted() -> None:
