@@ -14,7 +14,9 @@
   "use strict";
   const COMMANDS = "/api/v1/sessions/me/commands";
   const STATE = "/api/v1/sessions/me/state";
-  const POLL_MS = 1000;
+  // Half a second: the issue asks for the grid on screen within 2 s of the call, and the
+  // poll is an indexed single-row query (measured: 1.14 s to navigate at 1 s polling).
+  const POLL_MS = 500;
   const STORE_KEY = "portal-live-last";
   let lastSeen = null;
   let userId = null;
