@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.reports  # noqa: F401  (adds the export routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
     import portal.api.tokens  # noqa: F401  (adds the token routes to the API blueprint)
+    from portal.api import errors as api_errors
     from portal.api.routes import bp as api_bp
     from portal.ui.dash_app import build_dash
     from portal.web import auditing, security
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     security.install(app)
     auditing.install(app)
+    api_errors.install(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(reports_bp)

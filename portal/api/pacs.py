@@ -6,6 +6,7 @@ import uuid
 
 from flask import Response, jsonify, request
 
+from portal.api.errors import error_response
 from portal.api.routes import bp
 from portal.services import audit, catalog, jobs, pacs
 from portal.services.errors import InvalidInput, PermissionDenied
@@ -15,7 +16,7 @@ from portal.web.security import csrf_valid
 
 @bp.errorhandler(pacs.PacsError)
 def _pacs_failed(exc: pacs.PacsError) -> tuple[Response, int]:
-    return jsonify(error=str(exc), code="pacs_unavailable"), 502
+    return error_response(502, str(exc)), 502
 
 
 @bp.get("/pacs")

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
+from portal.api.errors import error_response
 from portal.api.routes import bp
 from portal.db.models import ReviewStatus
 from portal.services import review
@@ -21,7 +22,7 @@ from portal.web.security import csrf_valid
 
 @bp.errorhandler(Conflict)
 def _conflict(exc: Conflict) -> tuple[Response, int]:
-    return jsonify(error=str(exc), code="conflict"), 409
+    return error_response(409, str(exc)), 409
 
 
 def _body() -> dict[str, Any]:

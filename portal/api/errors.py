@@ -1,0 +1,62 @@
+"""One JSON shape for every API error: `{"error": "<message>", "code": "<stable_code>"}`.
+
+The message is for people and may change; the code is for programs and does not. Every
+status an `/api/` route can answer with maps to a code here, including Werkzeug's own
+404/405/413 (no route, wrong method, body too large) and unexpected failures, which answer
+500 `internal` without a traceback (the traceback goes to the server log only).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+# The stable code of each status; routes may pass a more specific one (invalid_token, ...).
+CODES = {
+    400: "invalid",
+    401: "login_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "idempotency_mismatch",
+    429: "too_many_requests",
+    500: "internal",
+    502: "pacs_unavailable",
+}
+
+
+def error_response(status: int, message: str, code: str | None = None) -> Response:
+    """The API's error body with `status`; `code` defaults to the status's stable code."""
+    response = jsonify(error=message, code=code or CODES.get(status, "error"))
+    response.status_code = status
+    return response
+
+
+def install(app: Flask) -> None:
+    """Answer Werkzeug's HTTP errors and unexpected exceptions on `/api/` paths as JSON."""
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response | HTTPException:
+        if not request.path.startswith(API_PREFIX):
+            return exc  # pages keep Werkzeug's own HTML error pages
+        status = exc.code or 500
+        if isinstance(exc, InternalServerError):
+            original = getattr(exc, "original_exception", None)
+            if original is not None:
+                # Flask has already logged the traceback; name only the route (its ids,
+                # never a patient's data, which may be in the query string).
+                log.error("internal error on %s %s", request.method, request.url_rule)
+            return error_response(500, "internal error; the server log has the details")
+        if status == 405:
+            allowed = ", ".join(sorted(exc.valid_methods or []))  # type: ignore[attr-defined]
+            return error_response(405, f"method not allowed here; use {allowed}")
+        message = (exc.description or exc.name).strip()
+        return error_response(status, message)
