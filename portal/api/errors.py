@@ -11,11 +11,24 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.routing import IntegerConverter
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+# Ids are 32-bit INTEGER columns on PostgreSQL (and SQLite cannot bind more than 64 bits):
+# a larger number cannot name anything, so it must be a 404/400, never a database error.
+MAX_DB_INT = 2**31 - 1
+
+
+class DbIntConverter(IntegerConverter):
+    """`<int:...>` in URLs, limited to what an id column can hold (else no route: 404)."""
+
+    def __init__(self, map: object, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("max", MAX_DB_INT)
+        super().__init__(map, *args, **kwargs)  # type: ignore[arg-type]
+
 
 # The stable code of each status; routes may pass a more specific one (invalid_token, ...).
 CODES = {
@@ -40,8 +53,32 @@ def error_response(status: int, message: str, code: str | None = None) -> Respon
     return response
 
 
+def install_converters(app: Flask) -> None:
+    """Bound `<int:...>` URL parts; call before any blueprint is registered."""
+    app.url_map.converters["int"] = DbIntConverter
+
+
 def install(app: Flask) -> None:
     """Answer Werkzeug's HTTP errors and unexpected exceptions on `/api/` paths as JSON."""
+
+    @app.before_request
+    def _api_paths_are_api_routes() -> None:
+        # Dash's catch-all page route would answer an unknown /api/ path with the app's
+        # HTML and 200; a client must get the API's 404 instead.
+        if not request.path.startswith(API_PREFIX) or (request.blueprint or "").startswith("api"):
+            return
+        adapter = app.url_map.bind_to_environ(request.environ)
+        allowed = []
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            try:
+                rule, _ = adapter.match(method=method, return_rule=True)
+            except HTTPException:
+                continue
+            if rule.endpoint.startswith("api"):
+                allowed.append(method)
+        if allowed:
+            raise MethodNotAllowed(valid_methods=allowed)
+        raise NotFound("no such API route")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:

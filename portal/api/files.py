@@ -8,6 +8,7 @@ import uuid
 
 from flask import Response, jsonify, request, stream_with_context
 
+from portal.api.idempotent import idempotent
 from portal.api.routes import bp
 from portal.services import downloads
 from portal.services.corrections import check_may_correct, import_correction
@@ -46,6 +47,7 @@ def segmentation_download(segmentation_id: int) -> Response:
 
 
 @bp.post("/studies/<int:study_id>/segmentations")
+@idempotent
 def upload_correction(study_id: int) -> tuple[Response, int]:
     """Multipart field `file`: a corrected label map on the study's grid.
 

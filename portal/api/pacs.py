@@ -7,6 +7,7 @@ import uuid
 from flask import Response, jsonify, request
 
 from portal.api.errors import error_response
+from portal.api.idempotent import idempotent
 from portal.api.routes import bp
 from portal.services import audit, catalog, jobs, pacs
 from portal.services.errors import InvalidInput, PermissionDenied
@@ -49,6 +50,7 @@ def search(source: str) -> Response:
 
 
 @bp.post("/pacs/<source>/imports")
+@idempotent
 def start_import(source: str) -> tuple[Response, int]:
     """`{"project", "studies": [StudyInstanceUID, ...], "resample_labels"?}` -> 202 job."""
     if not csrf_valid(request.headers.get("X-CSRF-Token")):

@@ -11,9 +11,10 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from portal.api.errors import error_response
+from portal.api.errors import MAX_DB_INT, error_response
+from portal.api.idempotent import idempotent
 from portal.services import catalog, jobs, viewer
-from portal.services.errors import InvalidInput, NotFound, PermissionDenied
+from portal.services.errors import IdempotencyMismatch, InvalidInput, NotFound, PermissionDenied
 from portal.services.store import preview_file
 from portal.web.auditing import record_refusal, request_target
 from portal.web.context import portal, principal
@@ -40,6 +41,11 @@ def _invalid(exc: InvalidInput) -> tuple[Response, int]:
     return error_response(400, str(exc)), 400
 
 
+@bp.errorhandler(IdempotencyMismatch)
+def _mismatch(exc: IdempotencyMismatch) -> tuple[Response, int]:
+    return error_response(422, str(exc)), 422
+
+
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
     record_refusal(exc, request_target())
@@ -56,9 +62,17 @@ def _int_arg(name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise InvalidInput(f"{name} must be an integer") from exc
+    return checked_int(name, value)
+
+
+def checked_int(name: str, value: int) -> int:
+    """`value` if a database integer column can hold it, else InvalidInput naming `name`."""
+    if abs(value) > MAX_DB_INT:
+        raise InvalidInput(f"{name} is out of range")
+    return value
 
 
 def _queue(raw: str) -> catalog.Queue:
@@ -196,6 +210,7 @@ def _upload_path(filename: str, index: int) -> Path:
 
 
 @bp.post("/imports")
+@idempotent
 def create_import() -> tuple[Response, int]:
     """Upload files (multipart field `files`, plus `project`) and queue their import.
 

@@ -326,8 +326,11 @@ def open_assignments_of(session: Session, study_ids: list[int]) -> dict[int, dic
     return out
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 with its zone: SQLite gives naive datetimes back, which are UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def study_summary(study: Study) -> dict[str, Any]:
