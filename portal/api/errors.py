@@ -9,6 +9,8 @@ status an `/api/` route can answer with maps to a code here, including Werkzeug'
 from __future__ import annotations
 
 import logging
+import traceback
+from types import TracebackType
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -58,8 +60,30 @@ def install_converters(app: Flask) -> None:
     app.url_map.converters["int"] = DbIntConverter
 
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+
+
 def install(app: Flask) -> None:
     """Answer Werkzeug's HTTP errors and unexpected exceptions on `/api/` paths as JSON."""
+    flask_log_exception = app.log_exception
+
+    def log_exception(exc_info: ExcInfo) -> None:
+        # Flask logs the exception's message, and messages can carry request data (a
+        # database error quotes its parameters: a searched patient name). API failures
+        # are logged with the type and the stack only.
+        kind, _, tb = exc_info
+        if kind is None or not request.path.startswith(API_PREFIX):
+            flask_log_exception(exc_info)
+            return
+        log.error(
+            "internal error on %s %s: %s (message withheld)\n%s",
+            request.method,
+            request.url_rule,
+            kind.__name__,
+            "".join(traceback.format_tb(tb)),
+        )
+
+    app.log_exception = log_exception  # type: ignore[method-assign]
 
     @app.before_request
     def _api_paths_are_api_routes() -> None:
@@ -86,11 +110,7 @@ def install(app: Flask) -> None:
             return exc  # pages keep Werkzeug's own HTML error pages
         status = exc.code or 500
         if isinstance(exc, InternalServerError):
-            original = getattr(exc, "original_exception", None)
-            if original is not None:
-                # Flask has already logged the traceback; name only the route (its ids,
-                # never a patient's data, which may be in the query string).
-                log.error("internal error on %s %s", request.method, request.url_rule)
+            # Logged by `log_exception` above; the client learns nothing of the cause.
             return error_response(500, "internal error; the server log has the details")
         if status == 405:
             allowed = ", ".join(sorted(exc.valid_methods or []))  # type: ignore[attr-defined]

@@ -30,7 +30,8 @@ ERROR_STATUSES = {
     "405": "Method not allowed on this path (`method_not_allowed`).",
 }
 WRITE_ERRORS = {
-    "409": "Changed since you read it, or a conflicting write (`conflict`).",
+    "409": "Changed since you read it, a conflicting write, or the first request with this "
+    "`Idempotency-Key` is still running (`conflict`).",
     "413": "Request body too large (`too_large`).",
     "422": "`Idempotency-Key` reused with a different request (`idempotency_mismatch`).",
 }

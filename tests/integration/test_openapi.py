@@ -3,6 +3,8 @@ JSON and as a server-rendered page, both behind the login."""
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 from pathlib import Path
 
@@ -28,7 +30,9 @@ def app(tmp_path: Path) -> Flask:
     db = Database(url)
     make_user(db, "ann", Role.REVIEWER)
     db.dispose()
-    return create_app(Settings(data_dir=tmp_path / "data", database_url=url, secret_key="t"))
+    return create_app(
+        Settings(data_dir=tmp_path / "data", database_url=url, secret_key="t", max_upload_mb=1)
+    )
 
 
 def _openapi_path(rule: str) -> str:
@@ -98,13 +102,38 @@ def test_api_errors_are_json_with_a_code(app: Flask) -> None:
     assert (bad_token.status_code, bad_token.get_json()["code"]) == (401, "invalid_token")
 
 
-def test_unexpected_failures_answer_json_500_without_traceback(app: Flask) -> None:
+def test_unexpected_failures_answer_json_500_without_traceback(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    patient = "Doe^John"
+
     def boom() -> None:
-        raise RuntimeError("secret detail Doe^John")
+        raise RuntimeError(f"secret detail {patient}")  # as a database error quotes data
 
     app.view_functions["api.health"] = boom
-    response = app.test_client().get("/api/v1/health")
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/api/v1/health?q=Roe")
     assert response.status_code == 500
     assert response.get_json()["code"] == "internal"
     assert "Doe" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
+    # Logged with its type and stack, without the message or the query.
+    assert "RuntimeError" in caplog.text and "boom" in caplog.text
+    assert "Doe" not in caplog.text and "Roe" not in caplog.text
+
+
+def test_too_large_uploads_answer_413_json(app: Flask) -> None:
+    client = app.test_client()
+    login(client, "ann")
+    with client.session_transaction() as sess:
+        csrf = sess["csrf"]
+    for extra in ({}, {"Idempotency-Key": "big-1"}):
+        big = io.BytesIO(b"x" * (2 * 1024 * 1024))
+        response = client.post(
+            "/api/v1/imports",
+            data={"project": "p", "files": (big, "big.bin")},
+            content_type="multipart/form-data",
+            headers={"X-CSRF-Token": csrf, **extra},
+        )
+        assert response.status_code == 413, extra
+        assert response.get_json()["code"] == "too_large"
