@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,9 @@ from portal.api.openapi import document
 from portal.app import create_app
 from portal.config import Settings
 from portal.db import migrate
-from portal.db.models import Role, User
+from portal.db.models import ReviewStatus, Role, User
 from portal.db.session import Database
-from portal.services import tokens
+from portal.services import review, tokens
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
 from tests.conftest import make_user
@@ -55,6 +56,24 @@ def _token(db: Database, username: str, scopes: list[str]) -> str:
         return token
 
 
+def _history(db: Database, config: Settings, study_id: int) -> None:
+    """A read, an anchored comment thread and an assignment, so answers carry them."""
+    with db.session() as s:
+        ann = Principal.of(s.query(User).filter_by(username="ann").one())
+        root = Principal.of(s.query(User).filter_by(username="root").one())
+        review.assign(s, root, [study_id], ann.user_id, datetime(2030, 1, 1, tzinfo=UTC))
+        items = review.study_review(s, ann, study_id)["items"]
+    seg = next(i for i in items if i["segmentation_id"])
+    with db.session() as s:
+        review.submit_read(
+            s, ann, seg["id"], ReviewStatus.NEEDS_EDIT, "leak", {"1": "missing"}, seg["version"]
+        )
+        first = review.add_comment(
+            s, ann, seg["id"], "here", review.Anchor((1.0, 2.0, 3.0), 4, "axial", 1)
+        )
+        review.add_comment(s, ann, seg["id"], "agreed", None, first.id)
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """One imported study in project `trial`, a reviewer and an admin, served over HTTP."""
@@ -63,9 +82,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     migrate.upgrade(url)
     config = Settings(data_dir=root / "data", database_url=url, secret_key="contract")
     db = Database(url)
-    import_paths(db, _import_settings(config), "trial", [_case(root / "src")])
+    [study_id] = import_paths(db, _import_settings(config), "trial", [_case(root / "src")]).imported
     make_user(db, "ann", Role.REVIEWER, ["trial"])
     make_user(db, "root", Role.ADMIN)
+    _history(db, config, study_id)
     reviewer, admin = _token(db, "ann", ["review"]), _token(db, "root", ["admin"])
     db.dispose()
     app = create_app(config)
