@@ -48,8 +48,17 @@ def _body_parts() -> Iterator[bytes]:
         yield request.get_data(cache=True)
 
 
-def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a POST view that creates something; see the module docstring."""
+def idempotent(
+    view: Callable[..., Any] | None = None, *, check: Callable[..., None] | None = None
+) -> Any:
+    """Wrap a POST view that creates something; see the module docstring.
+
+    `check(**view_args)`, if given, runs before the body is read (and hashed), so a caller
+    who may not use the route is refused before their upload is received; it is skipped
+    when the key was used before (the answer is replayed, or 422 for another request).
+    """
+    if view is None:
+        return functools.partial(idempotent, check=check)
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -61,10 +70,17 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         if not csrf_valid(request.headers.get("X-CSRF-Token")):
             raise PermissionDenied("missing or wrong X-CSRF-Token header")
         p = portal()
+        user_id = principal().user_id
+        if check is not None:
+            with p.db.session() as s:
+                known = idempotency.seen(s, user_id, key)
+            # A key already used passed the check then; the check may fail now because of
+            # that very request (a correction makes a newer version), so it is not redone.
+            if not known:
+                check(*args, **kwargs)
         if request.mimetype == "multipart/form-data":
             # Uploads are parsed here, before the route sets its own limit: apply it now.
             request.max_content_length = p.settings.max_upload_mb * 1024 * 1024
-        user_id = principal().user_id
         line = f"{request.method} {request.path}"
         print_ = idempotency.fingerprint(
             request.method, request.path, request.query_string, _body_parts()

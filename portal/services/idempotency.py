@@ -61,6 +61,16 @@ def check_key(key: str) -> str:
     return key
 
 
+def seen(session: Session, user_id: int, key: str) -> bool:
+    """True when `user_id` used `key` in the last day (its answer may be replayed)."""
+    created = session.scalar(
+        select(IdempotencyKey.created_at).where(
+            IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
+        )
+    )
+    return created is not None and _aware(created) >= datetime.now(UTC) - KEEP_FOR
+
+
 def begin(
     session: Session, user_id: int, key: str, request_line: str, print_: str
 ) -> Stored | None:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from portal.app import create_app
 from portal.config import Settings
-from portal.db.models import ApiToken, Comment, IdempotencyKey, ImportJob, Role
+from portal.db.models import ApiToken, Comment, IdempotencyKey, ImportJob, Role, Study
 from portal.db.session import Database
 from portal.services import catalog, idempotency
 from portal.services.importer import import_paths
@@ -128,3 +130,31 @@ def test_stored_answers_expire_after_a_day(app: Flask, db: Database) -> None:
         s.execute(update(IdempotencyKey).values(created_at=datetime.now(UTC) - timedelta(hours=25)))
         assert idempotency.purge(s) == 1
     assert _count(db, IdempotencyKey) == 0
+
+
+def test_retried_correction_upload_makes_one_version(
+    app: Flask, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    [study_id] = import_paths(db, _import_settings(settings), "trial", [_case(src)]).imported
+    make_user(db, "vic", Role.VIEWER, ["trial"])
+    reference = nib.load(src / "case-label.nii.gz")
+    fixed = np.asanyarray(reference.dataobj).copy()
+    fixed[fixed == 2] = 1
+    path = tmp_path / "case-fixed.nii.gz"
+    nib.save(nib.Nifti1Image(fixed, reference.affine), path)
+
+    def send(username: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+        client, csrf = _client(app, username)
+        response = client.post(
+            f"/api/v1/studies/{study_id}/segmentations",
+            data={"file": (io.BytesIO(path.read_bytes()), path.name)},
+            headers={"X-CSRF-Token": csrf, "Idempotency-Key": "fix-1"},
+        )
+        return response.status_code, response.get_json()
+
+    # A viewer is refused before the upload is read, key or not.
+    assert send("vic")[0] == 403
+    first, again = send("ann"), send("ann")
+    assert first[0] == again[0] == 201 and first[1] == again[1], (first, again)
+    assert _count(db, Study) == 2  # the original and one corrected version
