@@ -8,6 +8,7 @@ and a body that matches the documented schema.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 import schemathesis
+from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -33,7 +36,7 @@ from portal.db.session import Database
 from portal.services import review, tokens
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
-from tests.conftest import make_user
+from tests.conftest import PASSWORD, make_user
 from tests.integration.test_importer import _case, _import_settings
 
 schema = schemathesis.openapi.from_dict(document())
@@ -45,6 +48,7 @@ class Live:
     url: str
     reviewer: str
     admin: str
+    app: Flask
 
 
 def _token(db: Database, username: str, scopes: list[str]) -> str:
@@ -93,7 +97,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Live(f"http://127.0.0.1:{server.server_port}", reviewer, admin)
+        yield Live(f"http://127.0.0.1:{server.server_port}", reviewer, admin, app)
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -114,3 +118,41 @@ def test_every_operation_keeps_its_contract(case: schemathesis.Case, live: Live)
     case.call_and_validate(
         base_url=live.url, headers={"Authorization": f"Bearer {bearer}"}, checks=CHECKS
     )
+
+
+def _signed_in(live: Live, username: str) -> tuple[requests.Session, str]:
+    """A browser-like client signed in with the session cookie, and its CSRF token."""
+    http = requests.Session()
+    form = http.get(f"{live.url}/login", timeout=30).text
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    assert match, form
+    answer = http.post(
+        f"{live.url}/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": match.group(1)},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 302, answer.text
+    serializer = live.app.session_interface.get_signing_serializer(live.app)  # type: ignore[attr-defined]
+    return http, str(serializer.loads(http.cookies["portal_session"])["csrf"])
+
+
+@pytest.fixture(scope="module")
+def browser(live: Live) -> tuple[requests.Session, str]:
+    return _signed_in(live, "ann")
+
+
+# Tokens are managed from a browser session only (a bearer token gets 403 there), so their
+# answers are checked through the session cookie and its CSRF header.
+@schema.include(path_regex="/tokens").parametrize()
+@settings(
+    max_examples=5,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_token_routes_keep_their_contract_in_a_session(case: schemathesis.Case, live: Live) -> None:
+    http, csrf = _signed_in(live, "ann")
+    headers = {"X-CSRF-Token": csrf} if case.method != "GET" else {}
+    case.call_and_validate(base_url=live.url, session=http, headers=headers, checks=CHECKS)
