@@ -18,9 +18,10 @@ from sqlalchemy import func, select, update
 
 from portal.app import create_app
 from portal.config import Settings
-from portal.db.models import ApiToken, Comment, IdempotencyKey, ImportJob, Role, Study
+from portal.db.models import ApiToken, Comment, IdempotencyKey, ImportJob, Role, Study, User
 from portal.db.session import Database
 from portal.services import catalog, idempotency
+from portal.services.errors import Conflict, IdempotencyMismatch
 from portal.services.importer import import_paths
 from tests.conftest import login, make_user
 from tests.integration.test_importer import _case, _import_settings
@@ -158,3 +159,21 @@ def test_retried_correction_upload_makes_one_version(
     first, again = send("ann"), send("ann")
     assert first[0] == again[0] == 201 and first[1] == again[1], (first, again)
     assert _count(db, Study) == 2  # the original and one corrected version
+
+
+def test_a_key_in_use_is_refused_until_its_attempt_is_stale(app: Flask, db: Database) -> None:
+    with db.session() as s:
+        user_id = s.scalar(select(User.id).where(User.username == "ann"))
+        assert idempotency.begin(s, user_id, "r-1", "POST /api/v1/tokens", "f" * 64) is None
+    with db.session() as s, pytest.raises(Conflict):  # the first attempt is still running
+        idempotency.begin(s, user_id, "r-1", "POST /api/v1/tokens", "f" * 64)
+    with db.session() as s, pytest.raises(IdempotencyMismatch):
+        idempotency.begin(s, user_id, "r-1", "POST /api/v1/imports", "f" * 64)
+    with db.session() as s:
+        s.execute(update(IdempotencyKey).values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+    with db.session() as s:  # the first attempt died (e.g. a restart): this one takes over
+        assert idempotency.begin(s, user_id, "r-1", "POST /api/v1/tokens", "f" * 64) is None
+        idempotency.finish(s, user_id, "r-1", 201, '{"id": 7}')
+    with db.session() as s:
+        stored = idempotency.begin(s, user_id, "r-1", "POST /api/v1/tokens", "f" * 64)
+    assert stored == idempotency.Stored(201, '{"id": 7}')
