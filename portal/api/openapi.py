@@ -285,8 +285,9 @@ IDEMPOTENCY = _param(
     "header",
     {"type": "string", "maxLength": 128},
     "Any unique string (a UUID): a retry with the same key and the same request returns the "
-    "first response without doing it twice (kept 24 h); the same key with another request "
-    "answers 422 `idempotency_mismatch`.",
+    "first response without doing it twice (kept 24 h; marked `Idempotent-Replayed: true`); "
+    "the same key with another request answers 422 `idempotency_mismatch`, and 409 while the "
+    "first request with the key is still running.",
 )
 VERSIONED = (
     "Protected against lost updates by the item `version` you send (409 `conflict` when it "
