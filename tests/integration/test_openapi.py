@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from openapi_spec_validator import validate
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
 
 from portal.api.openapi import document
 from portal.app import create_app
@@ -127,12 +129,16 @@ def test_too_large_uploads_answer_413_json(app: Flask) -> None:
     login(client, "ann")
     with client.session_transaction() as sess:
         csrf = sess["csrf"]
+    # Encoded here as bytes: the test client would spool a large file part to a temporary
+    # file that stays open when the server refuses the body unread.
+    boundary, body = encode_multipart(
+        MultiDict({"project": "p", "files": FileStorage(io.BytesIO(b"x" * 2**21), "big.bin")})
+    )
     for extra in ({}, {"Idempotency-Key": "big-1"}):
-        big = io.BytesIO(b"x" * (2 * 1024 * 1024))
         response = client.post(
             "/api/v1/imports",
-            data={"project": "p", "files": (big, "big.bin")},
-            content_type="multipart/form-data",
+            data=body,
+            content_type=f"multipart/form-data; boundary={boundary}",
             headers={"X-CSRF-Token": csrf, **extra},
         )
         assert response.status_code == 413, extra
