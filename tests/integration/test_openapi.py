@@ -100,6 +100,11 @@ def test_api_errors_are_json_with_a_code(app: Flask) -> None:
             status,
             {"error": response.get_json()["error"], "code": code},
         ), url
+    make_user(app.extensions["portal"].db, "root", Role.ADMIN)
+    admin = app.test_client()
+    login(admin, "root")
+    huge = admin.get("/api/v1/audit?before=99999999999999999999")
+    assert (huge.status_code, huge.get_json()["code"]) == (400, "invalid")
     bad_token = client.get("/api/v1/studies", headers={"Authorization": "Bearer ptk_nope"})
     assert (bad_token.status_code, bad_token.get_json()["code"]) == (401, "invalid_token")
 
