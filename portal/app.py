@@ -45,20 +45,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.directory  # noqa: F401  (adds /projects and /users to the API)
     import portal.api.files  # noqa: F401  (adds the file routes to the API blueprint)
     import portal.api.live  # noqa: F401  (adds the live channel routes to the API blueprint)
+    import portal.api.openapi  # noqa: F401  (adds /openapi.json to the API blueprint)
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
     import portal.api.reports  # noqa: F401  (adds the export routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
     import portal.api.tokens  # noqa: F401  (adds the token routes to the API blueprint)
+    from portal.api import errors as api_errors
+    from portal.api.openapi import docs_bp
     from portal.api.routes import bp as api_bp
     from portal.ui.dash_app import build_dash
     from portal.web import auditing, security
     from portal.web.login import bp as web_bp
     from portal.web.reports import bp as reports_bp
 
+    api_errors.install_converters(app)
     security.install(app)
     auditing.install(app)
+    api_errors.install(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(docs_bp)
     app.register_blueprint(reports_bp)
     build_dash(app)
     return app

@@ -8,6 +8,7 @@ import uuid
 
 from flask import Response, jsonify, request, stream_with_context
 
+from portal.api.idempotent import idempotent
 from portal.api.routes import bp
 from portal.services import downloads
 from portal.services.corrections import check_may_correct, import_correction
@@ -45,7 +46,13 @@ def segmentation_download(segmentation_id: int) -> Response:
     return Response(data, mimetype=mimetype, headers=_attachment(name))
 
 
+def _may_correct(study_id: int) -> None:
+    with portal().db.session() as s:
+        check_may_correct(s, principal(), study_id)
+
+
 @bp.post("/studies/<int:study_id>/segmentations")
+@idempotent(check=_may_correct)
 def upload_correction(study_id: int) -> tuple[Response, int]:
     """Multipart field `file`: a corrected label map on the study's grid.
 
@@ -56,8 +63,7 @@ def upload_correction(study_id: int) -> tuple[Response, int]:
     request.max_content_length = p.settings.max_upload_mb * 1024 * 1024
     if not csrf_valid(request.headers.get("X-CSRF-Token")):
         raise PermissionDenied("missing or wrong X-CSRF-Token header")
-    with p.db.session() as s:
-        check_may_correct(s, principal(), study_id)  # before looking at what was sent
+    _may_correct(study_id)  # before looking at what was sent
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("send the label map as multipart field 'file'")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from portal.api.errors import MAX_DB_INT
 from portal.api.routes import bp
 from portal.services import live
 from portal.services.errors import InvalidInput, PermissionDenied
@@ -45,6 +46,8 @@ def live_commands() -> Response:
         after = int(raw) if raw not in (None, "") else None
     except ValueError as exc:
         raise InvalidInput("after must be a command id") from exc
+    if after is not None and not 0 <= after <= MAX_DB_INT:
+        raise InvalidInput(f"after must be a command id from 0 to {MAX_DB_INT}")
     with portal().db.session() as s:
         return jsonify(live.pending(s, principal(), after))
 

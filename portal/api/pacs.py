@@ -6,6 +6,8 @@ import uuid
 
 from flask import Response, jsonify, request
 
+from portal.api.errors import error_response
+from portal.api.idempotent import idempotent
 from portal.api.routes import bp
 from portal.services import catalog, jobs, pacs
 from portal.services.errors import InvalidInput, PermissionDenied
@@ -15,7 +17,7 @@ from portal.web.security import csrf_valid
 
 @bp.errorhandler(pacs.PacsError)
 def _pacs_failed(exc: pacs.PacsError) -> tuple[Response, int]:
-    return jsonify(error=str(exc), code="pacs_unavailable"), 502
+    return error_response(502, str(exc)), 502
 
 
 @bp.get("/pacs")
@@ -41,6 +43,7 @@ def search(source: str) -> Response:
 
 
 @bp.post("/pacs/<source>/imports")
+@idempotent
 def start_import(source: str) -> tuple[Response, int]:
     """`{"project", "studies": [StudyInstanceUID, ...], "resample_labels"?}` -> 202 job."""
     if not csrf_valid(request.headers.get("X-CSRF-Token")):

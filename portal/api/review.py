@@ -11,7 +11,9 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from portal.api.routes import bp
+from portal.api.errors import error_response
+from portal.api.idempotent import idempotent
+from portal.api.routes import bp, checked_int
 from portal.db.models import ReviewStatus
 from portal.services import review
 from portal.services.errors import Conflict, InvalidInput, PermissionDenied
@@ -21,7 +23,7 @@ from portal.web.security import csrf_valid
 
 @bp.errorhandler(Conflict)
 def _conflict(exc: Conflict) -> tuple[Response, int]:
-    return jsonify(error=str(exc), code="conflict"), 409
+    return error_response(409, str(exc)), 409
 
 
 def _body() -> dict[str, Any]:
@@ -46,7 +48,7 @@ def _version(body: dict[str, Any]) -> int:
     value = body.get("version")
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInput("send the item's version you saw (integer field 'version')")
-    return value
+    return checked_int("version", value)
 
 
 def _opt_int(body: dict[str, Any], field: str) -> int | None:
@@ -55,7 +57,7 @@ def _opt_int(body: dict[str, Any], field: str) -> int | None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInput(f"{field} must be an integer")
-    return value
+    return checked_int(field, value)
 
 
 def _review(study_id: int) -> Response:
@@ -112,6 +114,7 @@ def transition(item_id: int) -> Response:
 
 
 @bp.post("/review-items/<int:item_id>/comments")
+@idempotent
 def comment(item_id: int) -> tuple[Response, int]:
     """`{"body", "parent_id"?, "anchor"?: {"world_mm": [x, y, z], "slice_index", "axis",
     "label_value"}}`."""
@@ -166,12 +169,14 @@ def _due(body: dict[str, Any]) -> datetime | None:
 
 
 @bp.post("/assignments")
+@idempotent
 def assign() -> Response:
     """`{"studies": [ids], "assignee_id", "due"?, "replace_id"?}` (project leads)."""
     body = _body()
     ids = body.get("studies")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
         raise InvalidInput("studies must be a non-empty list of study ids")
+    ids = [checked_int("studies", i) for i in ids]
     assignee = _opt_int(body, "assignee_id")
     if assignee is None:
         raise InvalidInput("say who gets the studies (assignee_id)")

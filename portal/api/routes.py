@@ -11,8 +11,10 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
+from portal.api.errors import MAX_DB_INT, error_response
+from portal.api.idempotent import idempotent
 from portal.services import catalog, jobs, viewer
-from portal.services.errors import InvalidInput, NotFound, PermissionDenied
+from portal.services.errors import IdempotencyMismatch, InvalidInput, NotFound, PermissionDenied
 from portal.services.store import preview_file
 from portal.web.auditing import record_refusal, request_target
 from portal.web.context import portal, principal
@@ -31,18 +33,23 @@ PREVIEW_TYPES = {
 @bp.errorhandler(NotFound)
 def _not_found(exc: NotFound) -> tuple[Response, int]:
     record_refusal(exc, request_target())
-    return jsonify(error=str(exc)), 404
+    return error_response(404, str(exc)), 404
 
 
 @bp.errorhandler(InvalidInput)
 def _invalid(exc: InvalidInput) -> tuple[Response, int]:
-    return jsonify(error=str(exc)), 400
+    return error_response(400, str(exc)), 400
+
+
+@bp.errorhandler(IdempotencyMismatch)
+def _mismatch(exc: IdempotencyMismatch) -> tuple[Response, int]:
+    return error_response(422, str(exc)), 422
 
 
 @bp.errorhandler(PermissionDenied)
 def _denied(exc: PermissionDenied) -> tuple[Response, int]:
     record_refusal(exc, request_target())
-    return jsonify(error=str(exc)), 403
+    return error_response(403, str(exc)), 403
 
 
 @bp.get("/health")
@@ -55,9 +62,17 @@ def _int_arg(name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise InvalidInput(f"{name} must be an integer") from exc
+    return checked_int(name, value)
+
+
+def checked_int(name: str, value: int) -> int:
+    """`value` if a database integer column can hold it, else InvalidInput naming `name`."""
+    if abs(value) > MAX_DB_INT:
+        raise InvalidInput(f"{name} is out of range")
+    return value
 
 
 def _queue(raw: str) -> catalog.Queue:
@@ -67,16 +82,37 @@ def _queue(raw: str) -> catalog.Queue:
         raise InvalidInput("queue must be one of mine, expert, overdue") from exc
 
 
+def _sort() -> catalog.SortKey:
+    try:
+        return catalog.SortKey(request.args.get("sort", "id"))
+    except ValueError as exc:
+        keys = ", ".join(k.value for k in catalog.SortKey)
+        raise InvalidInput(f"sort must be one of {keys}") from exc
+
+
+def _bool_arg(name: str) -> bool:
+    raw = request.args.get(name, "").lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise InvalidInput(f"{name} must be true or false")
+
+
 @bp.get("/studies")
 def studies() -> Response:
+    """The case list: its filters, `sort`/`desc`, and `offset` or keyset `after` paging."""
     query = catalog.StudyQuery(
         search=request.args.get("q", ""),
         modality=request.args.get("modality", ""),
         status=request.args.get("status", ""),
         project=request.args.get("project", ""),
         queue=_queue(request.args.get("queue", "")),
+        sort=_sort(),
+        descending=_bool_arg("desc"),
         offset=_int_arg("offset", 0),
         limit=_int_arg("limit", 50),
+        after=request.args.get("after", ""),
     )
     with portal().db.session() as s:
         page = catalog.list_studies(s, principal(), query)
@@ -85,6 +121,7 @@ def studies() -> Response:
         "total": page.total,
         "offset": query.offset,
         "limit": query.limit,
+        "next_cursor": page.next_cursor,
     }
     return jsonify(body)
 
@@ -173,6 +210,7 @@ def _upload_path(filename: str, index: int) -> Path:
 
 
 @bp.post("/imports")
+@idempotent
 def create_import() -> tuple[Response, int]:
     """Upload files (multipart field `files`, plus `project`) and queue their import.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from portal.api.idempotent import idempotent
 from portal.api.routes import bp
 from portal.services import tokens
 from portal.services.errors import InvalidInput, PermissionDenied
@@ -27,6 +28,7 @@ def token_list() -> Response:
 
 
 @bp.post("/tokens")
+@idempotent
 def token_create() -> tuple[Response, int]:
     """`{"name", "scopes": ["read", "review"], "days": 90}` -> 201 with `token` (once)."""
     _session_only()

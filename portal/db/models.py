@@ -140,6 +140,31 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class IdempotencyKey(Base):
+    """The first response to a create request sent with an `Idempotency-Key` header.
+
+    A retry with the same key (same user) and the same request gets this response back
+    instead of creating the thing again. `status` 0 marks a request still running.
+    Rows older than a day may be deleted.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    # "POST /api/v1/imports": the route the key was used on.
+    request_line: Mapped[str] = mapped_column(String(300))
+    # SHA-256 of the request's query, body and uploaded files.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
 class Project(Base):
     __tablename__ = "projects"
 

@@ -255,6 +255,7 @@ def record_denial(session: Session, user_id: int | None, target: str, detail: st
 # --- reading the log (admins) -----------------------------------------------------------
 
 MAX_PAGE = 1000
+MAX_ID = 2**31 - 1  # ids are INTEGER columns on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -293,8 +294,9 @@ class AuditFilter:
             raw = text(name)
             if not raw:
                 return default
-            if not raw.isdigit():
-                raise InvalidInput(f"{name} must be a whole number")
+            # Bounded by the id column's range: a larger number would be a database error.
+            if not raw.isdigit() or int(raw) > MAX_ID:
+                raise InvalidInput(f"{name} must be a whole number up to {MAX_ID}")
             return int(raw)
 
         action, outcome = text("action"), text("outcome")

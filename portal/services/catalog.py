@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from portal.db.models import (
@@ -64,12 +67,94 @@ class StudyQuery:
     # Older versions of re-imported studies are hidden unless asked for (or named by id).
     include_superseded: bool = False
     queue: Queue = Queue.ALL
+    # Keyset paging: the `next_cursor` of the previous page (replaces `offset`).
+    after: str = ""
 
 
 @dataclass(frozen=True)
 class StudyPage:
     items: list[dict[str, Any]]
     total: int
+    # Opaque position after the last item, or None on the last page.
+    next_cursor: str | None = None
+
+
+INT_KEYS = frozenset({SortKey.ID, SortKey.SEGMENTATIONS})
+TIME_KEYS = frozenset({SortKey.CREATED, SortKey.REVIEWED})
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a sorted case list: the last row's sort value and its id.
+
+    Encoded as URL-safe base64 of JSON; it names its sort key and direction, so it
+    cannot be reused with another order (that would silently skip or repeat rows).
+    """
+
+    sort: SortKey
+    descending: bool
+    value: Any
+    study_id: int
+
+    def encode(self) -> str:
+        value = self.value.isoformat() if isinstance(self.value, datetime) else self.value
+        raw = json.dumps([self.sort.value, self.descending, value, self.study_id])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, sort: SortKey, descending: bool) -> Cursor:
+        """The cursor in `text`, checked against the list's order.
+
+        Raises
+        ------
+        InvalidInput
+            When `text` is not a cursor of this sort key and direction.
+        """
+        wrong = InvalidInput("after must be the next_cursor of a page with the same sort and desc")
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            key, desc, value, study_id = json.loads(raw)
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise wrong from exc
+        if key != sort.value or desc is not descending or not _is_int(study_id):
+            raise wrong
+        if value is not None or sort is not SortKey.REVIEWED:
+            value = _cursor_value(sort, value, wrong)
+        return cls(sort, descending, value, study_id)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _cursor_value(sort: SortKey, value: Any, wrong: InvalidInput) -> Any:
+    """The cursor's sort value as the column's Python type (or `wrong` is raised)."""
+    if sort in INT_KEYS:
+        if not _is_int(value):
+            raise wrong
+        return value
+    if not isinstance(value, str):
+        raise wrong
+    if sort in TIME_KEYS:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise wrong from exc
+    return value
+
+
+def _after(column: Any, cursor: Cursor) -> ColumnElement[bool]:
+    """Rows strictly after `cursor` in the order of `_order_by` (NULLs last ascending)."""
+    later = Study.id < cursor.study_id if cursor.descending else Study.id > cursor.study_id
+    if cursor.value is None:
+        if cursor.descending:  # NULLs come first: then the other NULLs, then every value
+            return or_(and_(column.is_(None), later), column.is_not(None))
+        return and_(column.is_(None), later)
+    beyond = column < cursor.value if cursor.descending else column > cursor.value
+    tied = and_(column == cursor.value, later)
+    if cursor.descending:
+        return and_(column.is_not(None), or_(beyond, tied))
+    return or_(beyond, tied, column.is_(None))
 
 
 def visible_studies(principal: Principal) -> Select[Study]:
@@ -162,6 +247,9 @@ def list_studies(session: Session, principal: Principal, query: StudyQuery) -> S
     """One page of visible studies matching `query`, with the total match count."""
     if not 0 < query.limit <= MAX_PAGE or query.offset < 0:
         raise InvalidInput(f"limit must be 1-{MAX_PAGE} and offset >= 0")
+    if query.after and query.offset:
+        raise InvalidInput("send either after (a cursor) or offset, not both")
+    cursor = Cursor.decode(query.after, query.sort, query.descending) if query.after else None
     stmt = visible_studies(principal).join(Study.project)
     if query.search.strip():
         pattern = f"%{_escape_like(query.search.strip().lower())}%"
@@ -189,20 +277,32 @@ def list_studies(session: Session, principal: Principal, query: StudyQuery) -> S
 
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     column = Project.name if query.sort is SortKey.PROJECT else getattr(Study, query.sort.value)
-    order = column.desc() if query.descending else column.asc()
+    if cursor is not None:
+        stmt = stmt.where(_after(column, cursor))
+    # NULLs sort last ascending and first descending on every database (SQLite's own
+    # default differs from PostgreSQL's), so a cursor means the same row order everywhere.
+    nulls = column.is_(None)
+    order = [nulls.desc(), column.desc()] if query.descending else [nulls.asc(), column.asc()]
     # Study.id breaks ties so paging is stable when many rows share a sort value.
     tie = Study.id.desc() if query.descending else Study.id.asc()
     rows = session.scalars(
         stmt.options(selectinload(Study.project), selectinload(Study.reviewed_by))
-        .order_by(order, tie)
+        .order_by(*order, tie)
         .offset(query.offset)
-        .limit(query.limit)
+        .limit(query.limit + 1)  # one more tells whether there is a next page
     ).all()
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        value = last.project.name if query.sort is SortKey.PROJECT else getattr(last, query.sort)
+        next_cursor = Cursor(query.sort, query.descending, value, last.id).encode()
     assigned = open_assignments_of(session, [s.id for s in rows])
     items = [
         {**study_summary(s), **assigned.get(s.id, {"assignees": [], "due_at": None})} for s in rows
     ]
-    return StudyPage(items=items, total=total)
+    return StudyPage(items=items, total=total, next_cursor=next_cursor)
 
 
 def open_assignments_of(session: Session, study_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -226,8 +326,11 @@ def open_assignments_of(session: Session, study_ids: list[int]) -> dict[int, dic
     return out
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 with its zone: SQLite gives naive datetimes back, which are UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def study_summary(study: Study) -> dict[str, Any]:

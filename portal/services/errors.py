@@ -21,3 +21,7 @@ class InvalidInput(ServiceError):
 
 class Conflict(ServiceError):
     """The object changed since the client read it; the client must reload and retry."""
+
+
+class IdempotencyMismatch(ServiceError):
+    """An `Idempotency-Key` sent again with a different request than the first time."""

@@ -212,9 +212,16 @@ def job_view(job: ImportJob) -> dict[str, Any]:
         "notes": [{"file": _shown_path(job, f), "note": n} for f, n in (job.notes or [])],
         "options": dict(job.options or {}),
         "error": job.error,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    # SQLite gives naive datetimes back; they are UTC.
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def _shown_path(job: ImportJob, path: str) -> str:

@@ -23,10 +23,11 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 
+from portal.api.errors import error_response
 from portal.services import tokens
 from portal.services.auth import Principal, resolve_session
 from portal.web.context import LoginUser, portal
@@ -106,23 +107,21 @@ class _SessionCookies(SecureCookieSessionInterface):
         return not via_token() and super().should_set_cookie(app, session)  # type: ignore[arg-type]
 
 
-def _json_error(status: int, message: str) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    return response
+def _json_error(status: int, message: str, code: str | None = None) -> Response:
+    return error_response(status, message, code)
 
 
 def _bearer(header: str) -> Response | None:
     """Authenticate this request by its bearer token; a response if refused."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        return _json_error(401, "Authorization must be 'Bearer <token>'")
+        return _json_error(401, "Authorization must be 'Bearer <token>'", "invalid_token")
     if not request.path.startswith("/api/"):
-        return _json_error(401, "tokens are accepted on /api/ routes only")
+        return _json_error(401, "tokens are accepted on /api/ routes only", "invalid_token")
     with portal().db.session() as s:
         use = tokens.resolve_token(s, value.strip())
         if use is None:
-            return _json_error(401, "invalid, expired or revoked token")
+            return _json_error(401, "invalid, expired or revoked token", "invalid_token")
         who = Principal.of(use.user)
     needed = tokens.required_scope(request.method, request.path)
     if needed not in use.scopes:
@@ -164,14 +163,10 @@ def install(app: Flask) -> None:
         if current_user.is_authenticated:
             if request.method == "POST" and request.path.startswith("/_dash-"):
                 if not csrf_valid(request.headers.get(CSRF_HEADER)):
-                    response = jsonify(error=f"missing or wrong {CSRF_HEADER} header")
-                    response.status_code = 403
-                    return response
+                    return _json_error(403, f"missing or wrong {CSRF_HEADER} header")
             return None
         if request.path.startswith(JSON_PREFIXES):
-            response = jsonify(error="login required")
-            response.status_code = 401
-            return response
+            return _json_error(401, "login required")
         target = request.full_path if request.query_string else request.path
         return redirect(url_for("web.login", next=target))  # type: ignore[return-value]
 

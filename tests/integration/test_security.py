@@ -43,7 +43,8 @@ def test_every_rule_refuses_anonymous_requests(demo_app: Flask) -> None:
             checked += 1
             body = response.get_data(as_text=True)
             if response.status_code == 401:
-                assert json.loads(body) == {"error": "login required"}, url
+                expected = {"error": "login required", "code": "login_required"}
+                assert json.loads(body) == expected, url
             else:
                 assert response.status_code == 302, (method, url, response.status_code)
                 assert response.headers["Location"].startswith("/login"), url
