@@ -15,7 +15,7 @@ from portal.api.errors import error_response
 from portal.api.idempotent import idempotent
 from portal.api.routes import bp, checked_int
 from portal.db.models import ReviewStatus
-from portal.services import review
+from portal.services import assignments, comments, review, review_view
 from portal.services.errors import Conflict, InvalidInput, PermissionDenied
 from portal.web.context import portal, principal
 from portal.web.security import csrf_valid
@@ -63,7 +63,7 @@ def _opt_int(body: dict[str, Any], field: str) -> int | None:
 def _review(study_id: int) -> Response:
     p = portal()
     with p.db.session() as s:
-        return jsonify(review.study_review(s, principal(), study_id, p.settings.store_dir))
+        return jsonify(review_view.study_review(s, principal(), study_id, p.settings.store_dir))
 
 
 @bp.get("/studies/<int:study_id>/review")
@@ -131,14 +131,14 @@ def comment(item_id: int) -> tuple[Response, int]:
             or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in world)
         ):
             raise InvalidInput("anchor.world_mm must be three numbers (RAS mm)")
-        anchor = review.Anchor(
+        anchor = comments.Anchor(
             world_mm=(float(world[0]), float(world[1]), float(world[2])),
             slice_index=_opt_int(raw, "slice_index"),
             axis=str(raw.get("axis") or "axial"),
             label_value=_opt_int(raw, "label_value"),
         )
     with portal().db.session() as s:
-        c = review.add_comment(
+        c = comments.add_comment(
             s,
             principal(),
             item_id,
@@ -153,7 +153,7 @@ def comment(item_id: int) -> tuple[Response, int]:
 def resolve(comment_id: int) -> Response:
     _body()
     with portal().db.session() as s:
-        c = review.resolve_comment(s, principal(), comment_id)
+        c = comments.resolve_comment(s, principal(), comment_id)
         return jsonify(id=c.id, resolved=c.resolved_at is not None)
 
 
@@ -181,7 +181,7 @@ def assign() -> Response:
     if assignee is None:
         raise InvalidInput("say who gets the studies (assignee_id)")
     with portal().db.session() as s:
-        made = review.assign(
+        made = assignments.assign(
             s, principal(), ids, assignee, _due(body), _opt_int(body, "replace_id")
         )
         return jsonify(assigned=[a.study_id for a in made])
@@ -192,4 +192,4 @@ def unassign(study_id: int, user_id: int) -> Response:
     if not csrf_valid(request.headers.get("X-CSRF-Token")):
         raise PermissionDenied("missing or wrong X-CSRF-Token header")
     with portal().db.session() as s:
-        return jsonify(ended=review.unassign(s, principal(), study_id, user_id))
+        return jsonify(ended=assignments.unassign(s, principal(), study_id, user_id))

@@ -1,6 +1,6 @@
 """Review reports: tabular exports (CSV, XLSX), a per-study report and dashboard figures.
 
-Everything here is built from what `review.study_review` tells the caller, so the access
+Everything here is built from what `review_view.study_review` tells the caller, so the access
 rule (a user sees a project's studies only as its member) and the blinding of open
 rounds (a reader sees no other reader's verdict before submitting their own) hold for
 exports, reports and charts exactly as they do in the review pane.
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from portal.db.models import ReviewAction, ReviewStatus
 from portal.imaging.preview import overlay_mosaic_png
 from portal.imaging.vti import read_vti_bytes
-from portal.services import audit, catalog, review
+from portal.services import audit, catalog, review_view
 from portal.services.auth import Principal
 from portal.services.store import preview_file
 
@@ -121,7 +121,7 @@ def visible_reviews(
             study = catalog.get_study(session, principal, summary["id"])
             yield StudyReview(
                 detail=catalog.study_detail(study),
-                review=review.study_review(session, principal, study.id, store_dir),
+                review=review_view.study_review(session, principal, study.id, store_dir),
             )
         offset += len(page.items)
         if not page.items or offset >= page.total:
@@ -362,7 +362,7 @@ def study_report(
     """
     study = catalog.get_study(session, principal, study_id)
     detail = catalog.study_detail(study)
-    data = review.study_review(session, principal, study_id, store_dir)
+    data = review_view.study_review(session, principal, study_id, store_dir)
     names = _label_names(detail)
     for item in data["items"]:
         seg_names = names.get(item["segmentation_id"], {})

@@ -1,4 +1,7 @@
-"""The review workflow: items, reads, transitions, comments and assignments.
+"""The review workflow: items, reads and transitions (the state machine).
+
+Comments live in `services.comments`, assignments in `services.assignments`, and what a
+user sees of a study's review in `services.review_view`.
 
 Every change to a review item is a compare-and-set on its `version` (the version the
 client saw travels with the request), plus an appended `ReviewEvent` and an audit row,
@@ -17,52 +20,46 @@ queue with the agreement figures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from portal.db.models import (
     Assignment,
-    Comment,
     LabelVerdict,
-    ProjectMember,
     ProjectRole,
     ReviewAction,
     ReviewEvent,
     ReviewItem,
     ReviewRead,
     ReviewStatus,
-    Segmentation,
     Study,
-    User,
 )
 from portal.services import audit
 from portal.services.auth import Principal
-from portal.services.catalog import get_study, open_study, project_role, visible_studies
+from portal.services.catalog import get_study, project_role
 from portal.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from portal.services.segmentations import dice_between
 
 MAX_REASON = 2000
-MAX_COMMENT = 4000
 IMAGE_KEY = "image"
 
-_OPEN = {ReviewStatus.UNREVIEWED, ReviewStatus.IN_REVIEW}
+OPEN = {ReviewStatus.UNREVIEWED, ReviewStatus.IN_REVIEW}
 _READ_VERDICTS = {
     ReviewStatus.APPROVED,
     ReviewStatus.NEEDS_EDIT,
     ReviewStatus.FLAGGED_FOR_EXPERT,
 }
 _RESOLUTIONS = {ReviewStatus.APPROVED, ReviewStatus.NEEDS_EDIT, ReviewStatus.REJECTED}
-_READERS = {ProjectRole.REVIEWER, ProjectRole.EXPERT, ProjectRole.LEAD}
-_EXPERTS = {ProjectRole.EXPERT, ProjectRole.LEAD}
+READERS = {ProjectRole.REVIEWER, ProjectRole.EXPERT, ProjectRole.LEAD}
+EXPERTS = {ProjectRole.EXPERT, ProjectRole.LEAD}
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -115,14 +112,14 @@ def summary_status(study: Study) -> ReviewStatus:
     return ReviewStatus.IN_REVIEW
 
 
-def _role(session: Session, principal: Principal, study: Study) -> ProjectRole:
+def role_in(session: Session, principal: Principal, study: Study) -> ProjectRole:
     role = project_role(session, principal, study.project_id)
     if role is None:  # visible_studies already refused non-members; be explicit anyway
         raise NotFound(f"study {study.id} not found")
     return role
 
 
-def _item(session: Session, principal: Principal, item_id: int) -> tuple[ReviewItem, Study]:
+def item_for(session: Session, principal: Principal, item_id: int) -> tuple[ReviewItem, Study]:
     """The item and its study, if `principal` may see the study (else NotFound)."""
     item = session.get(ReviewItem, item_id)
     if item is None:
@@ -158,7 +155,7 @@ def _compare_and_set(
         .where(ReviewItem.id == item.id, ReviewItem.version == expected)
         .values(
             version=ReviewItem.version + 1,
-            updated_at=_now(),
+            updated_at=now(),
             updated_by_id=principal.user_id,
             **values,
         )
@@ -174,7 +171,7 @@ def _compare_and_set(
     session.refresh(item)
 
 
-def _event(
+def record_event(
     session: Session,
     principal: Principal,
     item: ReviewItem,
@@ -191,7 +188,7 @@ def _event(
             from_status=from_status,
             status=item.state,
             reason=reason,
-            created_at=_now(),
+            created_at=now(),
         )
     )
 
@@ -202,10 +199,12 @@ def _sync_study(session: Session, principal: Principal, study: Study, reason: st
     study.review_status = summary_status(study).value
     study.review_reason = reason
     study.reviewed_by_id = principal.user_id
-    study.reviewed_at = _now()
+    study.reviewed_at = now()
 
 
-def _audit(session: Session, principal: Principal, study: Study, action: str, detail: str) -> None:
+def audit_study(
+    session: Session, principal: Principal, study: Study, action: str, detail: str
+) -> None:
     audit.record(
         session,
         principal.user_id,
@@ -246,9 +245,9 @@ def transition(
     Conflict
         If the item changed since `expected_version`.
     """
-    item, study = _item(session, principal, item_id)
-    role = _role(session, principal, study)
-    if role not in _READERS:
+    item, study = item_for(session, principal, item_id)
+    role = role_in(session, principal, study)
+    if role not in READERS:
         raise PermissionDenied("viewers cannot change a review")
     current = ReviewStatus(item.state)
     if expected_version is not None and int(expected_version) != item.version:
@@ -264,20 +263,20 @@ def transition(
     }:
         reason = _check_reason(reason, "say why the segmentation needs an expert")
     elif current is ReviewStatus.FLAGGED_FOR_EXPERT and to in _RESOLUTIONS:
-        if role not in _EXPERTS:
+        if role not in EXPERTS:
             raise PermissionDenied("only an expert or the project lead resolves a flag")
         reason = _check_reason(reason, "add a note saying how the flag was resolved")
-    elif to is ReviewStatus.IN_REVIEW and current not in _OPEN:
-        if role not in _EXPERTS:
+    elif to is ReviewStatus.IN_REVIEW and current not in OPEN:
+        if role not in EXPERTS:
             raise PermissionDenied("only an expert or the project lead reopens a review")
         reason = _check_reason(reason, "say why the review is reopened")
         new_round = item.round + 1
     else:
         raise InvalidInput(f"cannot go from {current.value} to {to.value}")
     _compare_and_set(session, principal, item, expected_version, state=to.value, round=new_round)
-    _event(session, principal, item, ReviewAction.TRANSITION, current.value, reason)
+    record_event(session, principal, item, ReviewAction.TRANSITION, current.value, reason)
     _sync_study(session, principal, study, reason)
-    _audit(session, principal, study, "review.transition", f"item={item.id} {current}->{to}")
+    audit_study(session, principal, study, "review.transition", f"item={item.id} {current}->{to}")
     session.flush()
     return item
 
@@ -325,14 +324,14 @@ def submit_read(
     NotFound, PermissionDenied, InvalidInput, Conflict
         As for `transition`; InvalidInput also when this reader already read this round.
     """
-    item, study = _item(session, principal, item_id)
-    role = _role(session, principal, study)
-    if role not in _READERS:
+    item, study = item_for(session, principal, item_id)
+    role = role_in(session, principal, study)
+    if role not in READERS:
         raise PermissionDenied("viewers cannot submit a read")
     if verdict not in _READ_VERDICTS:
         raise InvalidInput("choose approved, needs-edit or flagged-for-expert")
     current = ReviewStatus(item.state)
-    if current not in _OPEN:
+    if current not in OPEN:
         if expected_version is not None and int(expected_version) != item.version:
             _compare_and_set(session, principal, item, expected_version)  # raises Conflict
         raise InvalidInput(f"this item is already {current.value}; an expert can reopen it")
@@ -370,7 +369,7 @@ def submit_read(
         note=note,
         label_verdicts=verdicts,
         segmentation_id=segmentation_id,
-        submitted_at=_now(),
+        submitted_at=now(),
     )
     reads.append(new)
     reason = note
@@ -391,12 +390,12 @@ def submit_read(
                 reason += f", Dice {figures['dice']:.3f}"
     _compare_and_set(session, principal, item, expected_version, state=to.value)
     session.add(new)
-    _event(session, principal, item, ReviewAction.READ, current.value, note)
+    record_event(session, principal, item, ReviewAction.READ, current.value, note)
     if to is ReviewStatus.FLAGGED_FOR_EXPERT and reason != note:
-        _event(session, principal, item, ReviewAction.TRANSITION, to.value, reason)
+        record_event(session, principal, item, ReviewAction.TRANSITION, to.value, reason)
     _end_assignment_if_read(session, principal, study)
     _sync_study(session, principal, study, reason)
-    _audit(session, principal, study, "review.read", f"item={item.id} verdict={verdict}")
+    audit_study(session, principal, study, "review.read", f"item={item.id} verdict={verdict}")
     session.flush()
     return item
 
@@ -406,7 +405,7 @@ def _end_assignment_if_read(session: Session, principal: Principal, study: Study
     session.flush()
     keys = {seg_key(seg.id) for seg in study.segmentations} or {IMAGE_KEY}
     for item in study.review_items:
-        if item.key not in keys or ReviewStatus(item.state) not in _OPEN:
+        if item.key not in keys or ReviewStatus(item.state) not in OPEN:
             continue
         read = session.scalar(
             select(ReviewRead.id).where(
@@ -424,7 +423,7 @@ def _end_assignment_if_read(session: Session, principal: Principal, study: Study
             Assignment.ended_at.is_(None),
         )
     ):
-        a.ended_at = _now()
+        a.ended_at = now()
 
 
 def agreement_of(
@@ -465,7 +464,7 @@ def set_flag(
     item = primary_item(study)
     if status is ReviewStatus.UNREVIEWED:
         raise InvalidInput("choose approved, needs-edit or flagged-for-expert")
-    if ReviewStatus(item.state) in _OPEN and status in _READ_VERDICTS:
+    if ReviewStatus(item.state) in OPEN and status in _READ_VERDICTS:
         submit_read(session, principal, item.id, status, reason, None, expected_version)
     else:
         transition(session, principal, item.id, status, reason, expected_version)
@@ -495,453 +494,9 @@ def decide(
     NotFound, PermissionDenied, InvalidInput, Conflict
         As for `submit_read` and `transition`.
     """
-    item, _study = _item(session, principal, item_id)
-    if ReviewStatus(item.state) in _OPEN and to in _READ_VERDICTS:
+    item, _study = item_for(session, principal, item_id)
+    if ReviewStatus(item.state) in OPEN and to in _READ_VERDICTS:
         return submit_read(session, principal, item.id, to, note, label_verdicts, expected_version)
     if label_verdicts and any(label_verdicts.values()):
         raise InvalidInput("per-label verdicts go with a read, and this item is already decided")
     return transition(session, principal, item.id, to, note, expected_version)
-
-
-# --- comments -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """Where a comment points: RAS world mm, the slice it was placed on, the label there."""
-
-    world_mm: tuple[float, float, float]
-    slice_index: int | None = None
-    axis: str = "axial"
-    label_value: int | None = None
-
-
-def add_comment(
-    session: Session,
-    principal: Principal,
-    item_id: int,
-    body: str,
-    anchor: Anchor | None = None,
-    parent_id: int | None = None,
-) -> Comment:
-    """Start a thread on an item (optionally at a point) or reply to one.
-
-    Raises
-    ------
-    NotFound
-        If the item's study (or the parent comment) is not visible.
-    PermissionDenied
-        For viewers.
-    InvalidInput
-        For an empty or too long body, or a reply to a reply's thread on another item.
-    """
-    item, study = _item(session, principal, item_id)
-    if _role(session, principal, study) not in _READERS:
-        raise PermissionDenied("viewers cannot comment")
-    body = (body or "").strip()
-    if not body or len(body) > MAX_COMMENT:
-        raise InvalidInput(f"a comment needs 1-{MAX_COMMENT} characters")
-    if parent_id is not None:
-        parent = session.get(Comment, parent_id)
-        if parent is None or parent.item_id != item.id:
-            raise NotFound(f"comment {parent_id} not found on this item")
-        parent_id = parent.parent_id or parent.id  # threads are one level deep
-    comment = Comment(item_id=item.id, parent_id=parent_id, author_id=principal.user_id, body=body)
-    if anchor is not None and parent_id is None:
-        comment.world_mm = [float(v) for v in anchor.world_mm]
-        comment.slice_index = anchor.slice_index
-        comment.axis = anchor.axis[:8]
-        comment.label_value = anchor.label_value
-    session.add(comment)
-    session.flush()
-    _audit(session, principal, study, "review.comment", f"item={item.id} comment={comment.id}")
-    return comment
-
-
-def resolve_comment(session: Session, principal: Principal, comment_id: int) -> Comment:
-    """Mark a thread resolved (its author, an expert or the lead)."""
-    comment = session.get(Comment, comment_id)
-    if comment is None:
-        raise NotFound(f"comment {comment_id} not found")
-    item, study = _item(session, principal, comment.item_id)
-    role = _role(session, principal, study)
-    if comment.author_id != principal.user_id and role not in _EXPERTS:
-        raise PermissionDenied("only the author, an expert or the lead resolves a thread")
-    root = session.get(Comment, comment.parent_id) if comment.parent_id else comment
-    assert root is not None
-    if root.resolved_at is None:
-        root.resolved_at = _now()
-        root.resolved_by_id = principal.user_id
-        _audit(session, principal, study, "review.resolve", f"item={item.id} comment={root.id}")
-    session.flush()
-    return root
-
-
-# --- assignment -----------------------------------------------------------------------
-
-
-def assign(
-    session: Session,
-    principal: Principal,
-    study_ids: list[int],
-    assignee_id: int,
-    due_at: datetime | None = None,
-    replace_id: int | None = None,
-) -> list[Assignment]:
-    """Give studies to a reviewer (the project lead's job), optionally with a due date.
-
-    With `replace_id`, that reader's open assignment of each study ends first: a
-    reassignment, recorded as an unassign and an assign event.
-
-    Raises
-    ------
-    NotFound
-        If a study is not visible.
-    PermissionDenied
-        If `principal` does not lead a study's project.
-    InvalidInput
-        If the assignee is not an active member who reads in that project.
-    """
-    assignee = session.get(User, assignee_id)
-    if assignee is None or not assignee.is_active:
-        raise InvalidInput(f"user {assignee_id} cannot be assigned work")
-    made: list[Assignment] = []
-    for study_id in dict.fromkeys(study_ids):
-        study = get_study(session, principal, study_id)
-        if _role(session, principal, study) is not ProjectRole.LEAD:
-            raise PermissionDenied(f"only the lead of {study.project.name!r} assigns its studies")
-        member = session.get(ProjectMember, (study.project_id, assignee.id))
-        if member is None or ProjectRole(member.role) not in _READERS:
-            raise InvalidInput(
-                f"{assignee.username} does not read in project {study.project.name!r}"
-            )
-        ensure_items(session, study)
-        item = primary_item(study)
-        if replace_id is not None:
-            for old in _open_assignments(session, study.id, replace_id):
-                old.ended_at = _now()
-                _event(
-                    session,
-                    principal,
-                    item,
-                    ReviewAction.UNASSIGN,
-                    item.state,
-                    f"from {old.assignee.username}",
-                )
-        existing = _open_assignments(session, study.id, assignee.id)
-        if existing:
-            existing[0].due_at = due_at
-            made.append(existing[0])
-            continue
-        a = Assignment(
-            study_id=study.id,
-            assignee_id=assignee.id,
-            assigned_by_id=principal.user_id,
-            due_at=due_at,
-        )
-        session.add(a)
-        due = f" due {due_at.date().isoformat()}" if due_at else ""
-        _event(
-            session,
-            principal,
-            item,
-            ReviewAction.ASSIGN,
-            item.state,
-            f"to {assignee.username}{due}",
-        )
-        _audit(session, principal, study, "review.assign", f"assignee={assignee.id}")
-        made.append(a)
-    session.flush()
-    return made
-
-
-def unassign(session: Session, principal: Principal, study_id: int, assignee_id: int) -> int:
-    """End a reader's open assignment of a study; returns how many ended."""
-    study = get_study(session, principal, study_id)
-    if _role(session, principal, study) is not ProjectRole.LEAD:
-        raise PermissionDenied(f"only the lead of {study.project.name!r} assigns its studies")
-    ensure_items(session, study)
-    item = primary_item(study)
-    ended = _open_assignments(session, study.id, assignee_id)
-    for a in ended:
-        a.ended_at = _now()
-        _event(
-            session,
-            principal,
-            item,
-            ReviewAction.UNASSIGN,
-            item.state,
-            f"from {a.assignee.username}",
-        )
-        _audit(session, principal, study, "review.unassign", f"assignee={assignee_id}")
-    session.flush()
-    return len(ended)
-
-
-def assignable_readers(
-    session: Session, principal: Principal, study_ids: list[int]
-) -> list[dict[str, Any]]:
-    """The active users `principal` may assign all of `study_ids` to, by username.
-
-    That is the members who read (reviewer, expert, lead) in every project the studies
-    belong to, and only if `principal` leads each of those projects; otherwise (or for
-    no studies) the list is empty. Studies that are not visible are ignored, as the
-    assignment itself will refuse them.
-    """
-    if not study_ids:
-        return []
-    studies = session.scalars(
-        visible_studies(principal).where(Study.id.in_(list(dict.fromkeys(study_ids))))
-    ).all()
-    project_ids = {study.project_id for study in studies}
-    if not project_ids or any(
-        project_role(session, principal, pid) is not ProjectRole.LEAD for pid in project_ids
-    ):
-        return []
-    rows = session.execute(
-        select(User.id, User.username, ProjectMember.project_id)
-        .join(ProjectMember, ProjectMember.user_id == User.id)
-        .where(
-            User.is_active.is_(True),
-            ProjectMember.project_id.in_(project_ids),
-            ProjectMember.role.in_([r.value for r in _READERS]),
-        )
-        .order_by(User.username)
-    ).all()
-    names: dict[int, str] = {}
-    reads_in: dict[int, set[int]] = {}
-    for user_id, username, project_id in rows:
-        names[user_id] = username
-        reads_in.setdefault(user_id, set()).add(project_id)
-    return [
-        {"id": uid, "username": name} for uid, name in names.items() if reads_in[uid] == project_ids
-    ]
-
-
-def can_assign_any(session: Session, principal: Principal) -> bool:
-    """Whether `principal` leads any project (admins lead all), so may assign work."""
-    if principal.is_admin:
-        return True
-    return (
-        session.scalar(
-            select(ProjectMember.project_id)
-            .where(
-                ProjectMember.user_id == principal.user_id,
-                ProjectMember.role == ProjectRole.LEAD.value,
-            )
-            .limit(1)
-        )
-        is not None
-    )
-
-
-def _open_assignments(session: Session, study_id: int, user_id: int) -> list[Assignment]:
-    return list(
-        session.scalars(
-            select(Assignment).where(
-                Assignment.study_id == study_id,
-                Assignment.assignee_id == user_id,
-                Assignment.ended_at.is_(None),
-            )
-        )
-    )
-
-
-# --- reading it back ------------------------------------------------------------------
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
-def study_review(
-    session: Session, principal: Principal, study_id: int, store_dir: Path | None = None
-) -> dict[str, Any]:
-    """Everything about a study's review that `principal` may see, JSON-ready.
-
-    Blind reads: while an item's round is open, a reader sees only their own read and
-    the count of others' (their verdicts and notes are hidden, in the history too);
-    experts and leads see all.
-    """
-    study = open_study(session, principal, study_id, "review")
-    ensure_items(session, study)
-    role = _role(session, principal, study)
-    users = {u.id: u.username for u in session.scalars(select(User))}
-    segs: dict[int, Segmentation] = {seg.id: seg for seg in study.segmentations}
-    items = []
-    for item in study.review_items:
-        reads = list(
-            session.scalars(
-                select(ReviewRead).where(ReviewRead.item_id == item.id).order_by(ReviewRead.id)
-            )
-        )
-        current = [r for r in reads if r.round == item.round]
-        mine = any(r.reader_id == principal.user_id for r in current)
-        blind = ReviewStatus(item.state) in _OPEN and role not in _EXPERTS and not mine
-
-        def hidden(
-            user_id: int, round_: int, *, _blind: bool = blind, _item: ReviewItem = item
-        ) -> bool:
-            return _blind and round_ == _item.round and user_id != principal.user_id
-
-        events = session.scalars(
-            select(ReviewEvent).where(ReviewEvent.item_id == item.id).order_by(ReviewEvent.id)
-        ).all()
-        history = []
-        for e in events:
-            masked = e.action == ReviewAction.READ.value and hidden(e.user_id, item.round)
-            history.append(
-                {
-                    "at": _iso(e.created_at),
-                    "by": users.get(e.user_id),
-                    "action": e.action,
-                    "from": e.from_status,
-                    "to": "hidden" if masked else e.status,
-                    "reason": "" if masked else e.reason,
-                }
-            )
-        comments = session.scalars(
-            select(Comment).where(Comment.item_id == item.id).order_by(Comment.id)
-        ).all()
-        threads: list[dict[str, Any]] = []
-        by_id: dict[int, dict[str, Any]] = {}
-        for c in comments:
-            entry = {
-                "id": c.id,
-                "by": users.get(c.author_id),
-                "at": _iso(c.created_at),
-                "body": c.body,
-                "world_mm": c.world_mm,
-                "slice_index": c.slice_index,
-                "axis": c.axis,
-                "label_value": c.label_value,
-                "resolved": c.resolved_at is not None,
-                "resolved_by": users.get(c.resolved_by_id) if c.resolved_by_id else None,
-                "replies": [],
-            }
-            if c.parent_id and c.parent_id in by_id:
-                by_id[c.parent_id]["replies"].append(entry)
-            else:
-                by_id[c.id] = entry
-                threads.append(entry)
-        seg = segs.get(item.segmentation_id) if item.segmentation_id else None
-        visible_reads = [
-            {
-                "reader": users.get(r.reader_id),
-                "round": r.round,
-                "verdict": r.verdict,
-                "note": r.note,
-                "label_verdicts": r.label_verdicts,
-                "segmentation_id": r.segmentation_id,
-                "at": _iso(r.submitted_at),
-            }
-            for r in reads
-            if not hidden(r.reader_id, r.round)
-        ]
-        items.append(
-            {
-                "id": item.id,
-                "key": item.key,
-                "segmentation_id": item.segmentation_id,
-                "name": seg.name if seg else "image quality",
-                "labels": [
-                    {"value": lab.value, "name": lab.name, "color": lab.color}
-                    for lab in (seg.labels if seg else [])
-                ],
-                "state": item.state,
-                "version": item.version,
-                "round": item.round,
-                "updated_at": _iso(item.updated_at),
-                "updated_by": users.get(item.updated_by_id) if item.updated_by_id else None,
-                "reads_required": max(1, study.project.required_reads),
-                "reads_done": len(current),
-                "my_read_done": mine,
-                "reads": visible_reads,
-                "agreement": None if blind else agreement_of(session, current, store_dir),
-                "history": history,
-                "comments": threads,
-            }
-        )
-    assignments = session.scalars(
-        select(Assignment)
-        .where(Assignment.study_id == study.id)
-        .order_by(Assignment.id)
-        .options(selectinload(Assignment.assignee))
-    ).all()
-    return {
-        "study_id": study.id,
-        "status": study.review_status,
-        "role": role.value,
-        "can": {
-            "read": role in _READERS,
-            "resolve": role in _EXPERTS,
-            "assign": role is ProjectRole.LEAD,
-        },
-        "items": items,
-        "earlier_versions": earlier_versions(session, principal, study_id),
-        "assignments": [
-            {
-                "assignee": a.assignee.username,
-                "assignee_id": a.assignee_id,
-                "assigned_by": users.get(a.assigned_by_id),
-                "due_at": _iso(a.due_at),
-                "created_at": _iso(a.created_at),
-                "ended_at": _iso(a.ended_at),
-                "overdue": a.ended_at is None
-                and a.due_at is not None
-                and (a.due_at if a.due_at.tzinfo else a.due_at.replace(tzinfo=UTC)) < _now(),
-            }
-            for a in assignments
-        ],
-    }
-
-
-def open_item_count(session: Session, principal: Principal) -> int:
-    """How many visible items still wait for a decision (for the dashboard header)."""
-    sub = visible_studies(principal).with_only_columns(Study.id).scalar_subquery()
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(ReviewItem)
-            .where(ReviewItem.study_id.in_(sub), ReviewItem.state.in_([s.value for s in _OPEN]))
-        )
-        or 0
-    )
-
-
-def earlier_versions(session: Session, principal: Principal, study_id: int) -> list[dict[str, Any]]:
-    """How earlier versions of the study's source were reviewed, newest first.
-
-    A re-imported source is a new study with fresh review items; its reviewers still
-    need to know that version 1 was sent back for edits, by whom and why.
-    """
-    study = get_study(session, principal, study_id)
-    if not study.lineage:
-        return []
-    older = session.scalars(
-        visible_studies(principal)
-        .where(
-            Study.project_id == study.project_id,
-            Study.lineage == study.lineage,
-            Study.version < study.version,
-        )
-        .order_by(Study.version.desc())
-    ).all()
-    users = {u.id: u.username for u in session.scalars(select(User))}
-    return [
-        {
-            "study_id": old.id,
-            "version": old.version,
-            "status": old.review_status,
-            "reason": old.review_reason,
-            "by": users.get(old.reviewed_by_id) if old.reviewed_by_id else None,
-            "at": _iso(old.reviewed_at),
-            "events": session.scalar(
-                select(func.count()).select_from(ReviewEvent).where(ReviewEvent.study_id == old.id)
-            )
-            or 0,
-        }
-        for old in older
-    ]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from portal.config import Settings
 from portal.db.models import ReviewStatus, Role, User
 from portal.db.session import Database
-from portal.services import auth, review
+from portal.services import auth, review, review_view
 from portal.services.auth import Principal
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import PASSWORD
@@ -284,7 +284,7 @@ def test_stale_panel_gets_conflict_and_reloads(
         with database.session() as s:
             rita = Principal.of(s.scalars(select(User).where(User.username == "rita")).one())
             study_id = int(pane.get_attribute("data-study-id"))
-            data = review.study_review(s, rita, study_id)
+            data = review_view.study_review(s, rita, study_id)
             item = next(i for i in data["items"] if i["key"].startswith("seg:"))
             review.decide(s, rita, item["id"], ReviewStatus.APPROVED, "", None, item["version"])
     finally:

@@ -51,7 +51,7 @@ from portal.db.models import (
     User,
 )
 from portal.db.session import Database
-from portal.services import review
+from portal.services import comments, review
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
 from portal.services.store import preview_file
@@ -296,7 +296,7 @@ def _world(db: Database, settings: Settings, tmp_path: Path) -> dict[str, Target
             study.name = f"Matrix{project.title()}Study"
             study.patient_name = f"DOE^SECRET^{project.upper()}"
             item = review.primary_item(study)
-            comment = review.add_comment(s, author, item.id, "please check the rim")
+            comment = comments.add_comment(s, author, item.id, "please check the rim")
             targets[project] = Target(
                 project=project,
                 study_id=study_id,

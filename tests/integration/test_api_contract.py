@@ -33,7 +33,7 @@ from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import ReviewStatus, Role, User
 from portal.db.session import Database
-from portal.services import review, tokens
+from portal.services import assignments, comments, review, review_view, tokens
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
 from tests.conftest import PASSWORD, make_user
@@ -65,17 +65,17 @@ def _history(db: Database, config: Settings, study_id: int) -> None:
     with db.session() as s:
         ann = Principal.of(s.query(User).filter_by(username="ann").one())
         root = Principal.of(s.query(User).filter_by(username="root").one())
-        review.assign(s, root, [study_id], ann.user_id, datetime(2030, 1, 1, tzinfo=UTC))
-        items = review.study_review(s, ann, study_id)["items"]
+        assignments.assign(s, root, [study_id], ann.user_id, datetime(2030, 1, 1, tzinfo=UTC))
+        items = review_view.study_review(s, ann, study_id)["items"]
     seg = next(i for i in items if i["segmentation_id"])
     with db.session() as s:
         review.submit_read(
             s, ann, seg["id"], ReviewStatus.NEEDS_EDIT, "leak", {"1": "missing"}, seg["version"]
         )
-        first = review.add_comment(
-            s, ann, seg["id"], "here", review.Anchor((1.0, 2.0, 3.0), 4, "axial", 1)
+        first = comments.add_comment(
+            s, ann, seg["id"], "here", comments.Anchor((1.0, 2.0, 3.0), 4, "axial", 1)
         )
-        review.add_comment(s, ann, seg["id"], "agreed", None, first.id)
+        comments.add_comment(s, ann, seg["id"], "agreed", None, first.id)
 
 
 @pytest.fixture(scope="module")

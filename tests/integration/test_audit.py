@@ -300,8 +300,9 @@ def _recorded_actions() -> set[tuple[str, str]]:
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-            # record(session, user, ACTION, ...) and review's _audit(session, who, study, ACTION)
-            position = {"record": 2, "_audit": 3}.get(name)
+            # record(session, user, ACTION, ...) and review's audit_study(session, who, study,
+            # ACTION)
+            position = {"record": 2, "audit_study": 3}.get(name)
             if position is None or len(node.args) <= position:
                 continue
             arg = node.args[position]

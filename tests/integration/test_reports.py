@@ -31,7 +31,7 @@ from portal.db.models import (
     User,
 )
 from portal.db.session import Database
-from portal.services import reports, review
+from portal.services import reports, review, review_view
 from portal.services.auth import Principal
 from portal.services.importer import import_paths
 from portal.services.segmentations import dice, label_map
@@ -75,7 +75,7 @@ def _client(app: Flask, username: str) -> FlaskClient:
 
 def _items(db: Database, who: Principal, study_id: int) -> dict[str, dict]:
     with db.session() as s:
-        data = review.study_review(s, who, study_id)
+        data = review_view.study_review(s, who, study_id)
     return {i["key"].split(":")[0]: i for i in data["items"]}
 
 
@@ -390,7 +390,7 @@ def test_dice_of_readers_edits_reaches_the_export_and_the_dashboard(
     assert 0.2 < expected < 0.8
     ann, bob = _who(db, "ann"), _who(db, "bob")
     with db.session() as s:
-        items = review.study_review(s, ann, trial)["items"]
+        items = review_view.study_review(s, ann, trial)["items"]
     [seg] = [i for i in items if i["segmentation_id"] == original_id]
     with db.session() as s:
         review.submit_read(

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from portal.db.models import ProjectMember, ReviewStatus, Study
 from portal.db.session import Database
-from portal.services import catalog, review
+from portal.services import assignments, catalog, review, review_view
 from portal.services.errors import Conflict, InvalidInput, PermissionDenied
 from tests.integration.test_review_workflow import _seg_item, _who, trial  # noqa: F401
 
@@ -52,25 +52,25 @@ def test_decide_reads_while_open_then_transitions(db: Database, trial: int) -> N
 
 def review_items(db: Database, who, study_id: int) -> list[dict]:  # type: ignore[no-untyped-def]
     with db.session() as s:
-        return review.study_review(s, who, study_id)["items"]
+        return review_view.study_review(s, who, study_id)["items"]
 
 
 def test_assignable_readers_are_the_leads_readers(db: Database, trial: int) -> None:  # noqa: F811
     lead, ann, eve = _who(db, "lead"), _who(db, "ann"), _who(db, "eve")
     with db.session() as s:
-        names = [r["username"] for r in review.assignable_readers(s, lead, [trial, trial])]
+        names = [r["username"] for r in assignments.assignable_readers(s, lead, [trial, trial])]
         # readers of the project only: not the viewer, not the outsider
         assert names == ["ann", "bob", "eve"]
-        assert review.assignable_readers(s, lead, []) == []
-        assert review.assignable_readers(s, lead, [trial + 999]) == []
-        assert review.assignable_readers(s, ann, [trial]) == []  # not the lead
-        assert review.can_assign_any(s, lead) and not review.can_assign_any(s, ann)
+        assert assignments.assignable_readers(s, lead, []) == []
+        assert assignments.assignable_readers(s, lead, [trial + 999]) == []
+        assert assignments.assignable_readers(s, ann, [trial]) == []  # not the lead
+        assert assignments.can_assign_any(s, lead) and not assignments.can_assign_any(s, ann)
         s.execute(
             update(ProjectMember).where(ProjectMember.user_id == eve.user_id).values(role="lead")
         )
     with db.session() as s:
-        assert review.can_assign_any(s, eve)
-        assert [r["username"] for r in review.assignable_readers(s, eve, [trial])] == [
+        assert assignments.can_assign_any(s, eve)
+        assert [r["username"] for r in assignments.assignable_readers(s, eve, [trial])] == [
             "ann",
             "bob",
             "eve",
@@ -83,14 +83,16 @@ def test_case_list_rows_show_open_assignments(db: Database, trial: int) -> None:
         [row] = catalog.list_studies(s, lead, catalog.StudyQuery()).items
         assert (row["assignees"], row["due_at"]) == ([], None)
         ann_id = next(
-            r["id"] for r in review.assignable_readers(s, lead, [trial]) if r["username"] == "ann"
+            r["id"]
+            for r in assignments.assignable_readers(s, lead, [trial])
+            if r["username"] == "ann"
         )
-        review.assign(s, lead, [trial], ann_id, datetime(2030, 5, 1, 23, 59, tzinfo=UTC))
+        assignments.assign(s, lead, [trial], ann_id, datetime(2030, 5, 1, 23, 59, tzinfo=UTC))
     with db.session() as s:
         [row] = catalog.list_studies(s, ann, catalog.StudyQuery(queue=catalog.Queue.MINE)).items
         assert row["assignees"] == ["ann"]
         assert row["due_at"].startswith("2030-05-01")
-        review.unassign(s, lead, trial, ann_id)
+        assignments.unassign(s, lead, trial, ann_id)
     with db.session() as s:
         [row] = catalog.list_studies(s, lead, catalog.StudyQuery()).items
         assert row["assignees"] == []

@@ -23,7 +23,7 @@ from portal.db.models import (
     User,
 )
 from portal.db.session import Database
-from portal.services import catalog, review
+from portal.services import assignments, catalog, comments, review, review_view
 from portal.services.auth import Principal
 from portal.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from portal.services.importer import import_paths
@@ -53,7 +53,7 @@ def trial(db: Database, settings: Settings, tmp_path: Path) -> int:
 
 def _seg_item(db: Database, who: Principal, study_id: int) -> dict:
     with db.session() as s:
-        data = review.study_review(s, who, study_id)
+        data = review_view.study_review(s, who, study_id)
     # the first segmentation's item (the Dice test adds readers' edits after it)
     return next(i for i in data["items"] if i["key"].startswith("seg:"))
 
@@ -61,7 +61,7 @@ def _seg_item(db: Database, who: Principal, study_id: int) -> dict:
 def test_import_creates_items_and_single_read_decides(db: Database, trial: int) -> None:
     ann = _who(db, "ann")
     with db.session() as s:
-        data = review.study_review(s, ann, trial)
+        data = review_view.study_review(s, ann, trial)
     assert [i["key"].split(":")[0] for i in data["items"]] == ["image", "seg"]
     item = _seg_item(db, ann, trial)
     assert (item["state"], item["version"], item["reads_required"]) == ("unreviewed", 1, 1)
@@ -135,19 +135,19 @@ def test_blind_double_reads_disagree_and_expert_resolves(db: Database, trial: in
 def test_comments_thread_with_anchor_and_resolve(db: Database, trial: int) -> None:
     ann, bob, vic, out = (_who(db, n) for n in ("ann", "bob", "vic", "out"))
     item = _seg_item(db, ann, trial)
-    anchor = review.Anchor(world_mm=(10.5, -3.0, 22.0), slice_index=40, label_value=2)
+    anchor = comments.Anchor(world_mm=(10.5, -3.0, 22.0), slice_index=40, label_value=2)
     with db.session() as s:
-        first = review.add_comment(s, ann, item["id"], "leak here?", anchor).id
+        first = comments.add_comment(s, ann, item["id"], "leak here?", anchor).id
     with db.session() as s:
-        review.add_comment(s, bob, item["id"], "agreed", parent_id=first)
+        comments.add_comment(s, bob, item["id"], "agreed", parent_id=first)
     with db.session() as s, pytest.raises(PermissionDenied):
-        review.add_comment(s, vic, item["id"], "hi")
+        comments.add_comment(s, vic, item["id"], "hi")
     with db.session() as s, pytest.raises(NotFound):
-        review.add_comment(s, out, item["id"], "hi")
+        comments.add_comment(s, out, item["id"], "hi")
     with db.session() as s, pytest.raises(PermissionDenied):
-        review.resolve_comment(s, bob, first)
+        comments.resolve_comment(s, bob, first)
     with db.session() as s:
-        review.resolve_comment(s, ann, first)
+        comments.resolve_comment(s, ann, first)
     [thread] = _seg_item(db, bob, trial)["comments"]
     assert thread["world_mm"] == [10.5, -3.0, 22.0] and thread["label_value"] == 2
     assert thread["resolved"] and [r["body"] for r in thread["replies"]] == ["agreed"]
@@ -157,11 +157,11 @@ def test_assignment_queues_and_reassignment(db: Database, trial: int) -> None:
     lead, ann, bob, vic = (_who(db, n) for n in ("lead", "ann", "bob", "vic"))
     past = datetime.now(UTC) - timedelta(days=1)
     with db.session() as s, pytest.raises(PermissionDenied):
-        review.assign(s, ann, [trial], bob.user_id)
+        assignments.assign(s, ann, [trial], bob.user_id)
     with db.session() as s, pytest.raises(InvalidInput, match="does not read"):
-        review.assign(s, lead, [trial], vic.user_id)
+        assignments.assign(s, lead, [trial], vic.user_id)
     with db.session() as s:
-        review.assign(s, lead, [trial], ann.user_id, due_at=past)
+        assignments.assign(s, lead, [trial], ann.user_id, due_at=past)
 
     def queue(who: Principal, q: catalog.Queue) -> list[int]:
         with db.session() as s:
@@ -173,7 +173,7 @@ def test_assignment_queues_and_reassignment(db: Database, trial: int) -> None:
     assert queue(bob, catalog.Queue.MINE) == []
     assert queue(lead, catalog.Queue.OVERDUE) == [trial]
     with db.session() as s:
-        review.assign(s, lead, [trial], bob.user_id, replace_id=ann.user_id)
+        assignments.assign(s, lead, [trial], bob.user_id, replace_id=ann.user_id)
     assert queue(ann, catalog.Queue.MINE) == [] and queue(bob, catalog.Queue.MINE) == [trial]
     item = _seg_item(db, bob, trial)
     assert [h["action"] for h in item["history"]] == ["assign", "unassign", "assign"]
@@ -225,7 +225,7 @@ def test_dice_between_readers_edits_against_numpy(
             s, bob, item["id"], ReviewStatus.NEEDS_EDIT, "", None, 2, seg_ids[1], settings.store_dir
         )
     with db.session() as s:
-        data = review.study_review(s, ann, trial, settings.store_dir)
+        data = review_view.study_review(s, ann, trial, settings.store_dir)
     got = next(i for i in data["items"] if i["id"] == item["id"])
     assert got["agreement"]["dice"] == pytest.approx(expected)
     assert f"Dice {expected:.3f}" in got["history"][-1]["reason"]
@@ -247,7 +247,7 @@ def test_new_version_starts_fresh_but_shows_the_earlier_review(
         db, _import_settings(settings), "trial", [tmp_path / "case.nii.gz"]
     ).imported
     with db.session() as s:
-        data = review.study_review(s, ann, new_id)
+        data = review_view.study_review(s, ann, new_id)
     assert {i["state"] for i in data["items"]} == {"unreviewed"}
     [old] = data["earlier_versions"]
     assert (old["study_id"], old["version"], old["status"], old["by"]) == (

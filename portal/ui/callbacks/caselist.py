@@ -8,7 +8,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, no_update
 
-from portal.services import catalog, review
+from portal.services import assignments, catalog
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.ui.ids import CaseList
 from portal.ui.pages.caselist import export_href
@@ -157,7 +157,7 @@ def register(app: Dash) -> None:
             return no_update
         ids = [int(r["id"]) for r in rows or []]
         with portal().db.session() as s:
-            readers = review.assignable_readers(s, principal(), ids)
+            readers = assignments.assignable_readers(s, principal(), ids)
         return [{"label": r["username"], "value": r["id"]} for r in readers]
 
     @app.callback(
@@ -183,7 +183,7 @@ def register(app: Dash) -> None:
             return f"{due!r} is not a date"
         try:
             with portal().db.session() as s:
-                made = review.assign(s, principal(), ids, int(assignee), due_at)
+                made = assignments.assign(s, principal(), ids, int(assignee), due_at)
                 count = len(made)
         except InvalidInput as exc:
             return str(exc)

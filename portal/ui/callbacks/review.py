@@ -2,7 +2,7 @@
 comment markers.
 
 The review panel has one server callback: every write (decision, comment, reply,
-resolve) calls one service function and then re-reads `review.study_review`, so what the
+resolve) calls one service function and then re-reads `review_view.study_review`, so what the
 panel shows is always what the database holds, blinded for this user.
 """
 
@@ -14,7 +14,7 @@ from dash import ALL, MATCH, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from portal.db.models import ReviewStatus
-from portal.services import review, viewer
+from portal.services import comments, review, review_view, viewer
 from portal.services.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from portal.ui.components.pane import (
     AXIAL_CAMERA,
@@ -234,32 +234,32 @@ def _register_panel(app: Dash) -> None:
                     cleared["note"] = ""
                 elif kind == Pane.COMMENT_ADD.value:
                     anchor = (
-                        review.Anchor(
+                        comments.Anchor(
                             world_mm=tuple(float(v) for v in pick["world_mm"]),  # type: ignore[arg-type]
                             slice_index=pick.get("slice_index"),
                         )
                         if pick
                         else None
                     )
-                    review.add_comment(s, who, item_id, comment or "", anchor)
+                    comments.add_comment(s, who, item_id, comment or "", anchor)
                     message = "Comment added"
                     cleared["comment"] = ""
                     cleared["pick"] = None  # the point is now the thread's marker
                 elif kind == Pane.THREAD_REPLY.value:
                     replies = {i["thread"]: v for i, v in zip(reply_ids, reply_values, strict=True)}
                     body = replies.get(trigger["thread"]) or ""
-                    review.add_comment(s, who, item_id, body, parent_id=int(trigger["thread"]))
+                    comments.add_comment(s, who, item_id, body, parent_id=int(trigger["thread"]))
                     message = "Reply added"
                 elif kind == Pane.THREAD_RESOLVE.value:
-                    review.resolve_comment(s, who, int(trigger["thread"]))
+                    comments.resolve_comment(s, who, int(trigger["thread"]))
                     message = "Thread resolved"
-                data = review.study_review(s, who, study_id, p.settings.store_dir)
+                data = review_view.study_review(s, who, study_id, p.settings.store_dir)
         except Conflict as exc:
             # Never a silent overwrite: say what changed and show the item as it is now.
             message = f"{exc}. The panel now shows the current state."
             try:
                 with p.db.session() as s:
-                    data = review.study_review(s, principal(), study_id, p.settings.store_dir)
+                    data = review_view.study_review(s, principal(), study_id, p.settings.store_dir)
             except NotFound:
                 return (NOT_AVAILABLE, *unchanged[1:])
         except InvalidInput as exc:

@@ -7,8 +7,17 @@ from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 
-from portal.services import admin, audit, catalog, jobs, live, pacs, viewer
-from portal.services import review as review_service
+from portal.services import (
+    admin,
+    assignments,
+    audit,
+    catalog,
+    jobs,
+    live,
+    pacs,
+    viewer,
+)
+from portal.services import review_view as review_data
 from portal.services.auth import Principal
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
 from portal.ui.components.pane import pane
@@ -101,7 +110,7 @@ def register(app: Dash) -> None:
                 return caselist.layout(
                     catalog.visible_project_names(s, who),
                     catalog.visible_modalities(s, who),
-                    review_service.can_assign_any(s, who),
+                    assignments.can_assign_any(s, who),
                 )
         if pathname == "/import":
             with p.db.session() as s:
@@ -139,7 +148,7 @@ def register(app: Dash) -> None:
                 for sid in on_page:
                     try:
                         detail, meta = viewer.pane_data(s, who, p.settings.preview_dir, sid)
-                        study = review_service.study_review(s, who, sid, p.settings.store_dir)
+                        study = review_data.study_review(s, who, sid, p.settings.store_dir)
                         k = None
                         if "slice_mm" in state:
                             k = viewer.slice_index(meta, state["slice_mm"])

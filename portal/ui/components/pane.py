@@ -115,7 +115,7 @@ def pane(
     surfaces: list[dict[str, Any]] | None = None,
 ) -> html.Div:
     """The pane of one visible study; `meta` is the study's preview `meta.json`, `review`
-    its `review.study_review` as the signed-in user may see it.
+    its `review_view.study_review` as the signed-in user may see it.
 
     `k_slice` is the first axial slice shown (the middle one if None); with `surfaces`
     (a list, possibly empty) the pane opens in 3D with those label surfaces.

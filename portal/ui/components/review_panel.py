@@ -2,7 +2,7 @@
 
 The compact row (item selector, decision buttons, note, reads count) fits a 3x3 grid;
 the "Details" disclosure expands the pane over the grid with label verdicts, history and
-the threaded discussion. Everything shown comes from `review.study_review` (already
+the threaded discussion. Everything shown comes from `review_view.study_review` (already
 blinded for the reader); the item's `version` rides in a `dcc.Store` and goes back with
 every write, so a stale screen gets a Conflict rather than overwriting someone's decision.
 
