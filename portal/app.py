@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
     import portal.api.tokens  # noqa: F401  (adds the token routes to the API blueprint)
     from portal.api import errors as api_errors
-    from portal.api.openapi import docs_bp
+    from portal.api.docs_page import docs_bp
     from portal.api.routes import bp as api_bp
     from portal.ui.dash_app import build_dash
     from portal.web import auditing, security
