@@ -8,8 +8,9 @@
  * 3. The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
  * 4. A click (not a drag) on a 2D pane picks the RAS world point under the cursor on the
  *    shown slice, for anchoring a comment (see `pickWorld`).
- * 5. Comment anchors (`.marker` dots with `data-world` in RAS mm and `data-k`, the slice
- *    they were placed on) are kept over their world point as the view zooms and pans.
+ * 5. Comment anchors (`.marker` dots with `data-world` in RAS mm) are shown on the slice
+ *    through their point and kept over it as the view zooms and pans.
+ * The picture's own state (axis, slice, window, overlay) is `assets/viewer.js`'s.
  */
 (function () {
   "use strict";
@@ -98,6 +99,8 @@
     });
   }
 
+  window.portalPane = { viewComponent: viewComponent };
+
   setInterval(function () {
     releaseDetached();
     markPanes();
@@ -146,21 +149,20 @@
     return null;
   }
 
-  function pickWorld(host, event) {
+  // The world point under the cursor on the shown slice plane (any axis: the camera looks
+  // straight down it, so display-to-world gives the in-plane coordinates, and the plane
+  // gives the third).
+  function pickWorld(host, pane, event) {
     const view = viewComponent(host);
-    if (!view) return null;
+    const plane = window.portalViewer && window.portalViewer.plane(pane);
+    if (!view || !plane) return null;
     const rect = host.getBoundingClientRect();
     const size = view.openglRenderWindow.getSize();
     const x = (size[0] / rect.width) * (event.clientX - rect.left);
     const y = (size[1] / rect.height) * (rect.height - event.clientY + rect.top);
-    const near = view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer);
-    const slice = view.renderer
-      .getViewProps()
-      .find((p) => p.isA && p.isA("vtkImageSlice") && p.getVisibility());
-    const image = slice && slice.getMapper().getInputData();
-    if (!image) return null;
-    const z = image.indexToWorld([0, 0, slice.getMapper().getSlice()])[2];
-    return [near[0], near[1], z].map((v) => Math.round(v * 10) / 10);
+    const world = view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer);
+    world[plane.dim] = plane.position;
+    return world.map((v) => Math.round(v * 10) / 10);
   }
 
   let pressedAt = null;
@@ -185,10 +187,11 @@
       if (!host || !handle || !window.dash_clientside || !window.dash_clientside.set_props) {
         return;
       }
-      const world = pickWorld(host, event);
+      const world = pickWorld(host, pane, event);
       if (!world) return;
       const id = { type: "pane-pick", study: Number(pane.dataset.studyId) };
-      const k = Number(handle.getAttribute("aria-valuenow"));
+      // Anchors record the axial slice of their point, whichever view they were placed in.
+      const k = window.portalViewer.axialIndex(pane, world[2]);
       window.dash_clientside.set_props(id, { data: { world_mm: world, slice_index: k } });
     },
     true
@@ -208,12 +211,14 @@
         dots.forEach((dot) => { dot.style.display = "none"; });
         return;
       }
-      const k = handle.getAttribute("aria-valuenow");
+      const plane = window.portalViewer && window.portalViewer.plane(pane);
       const rect = host.getBoundingClientRect();
       const size = view.openglRenderWindow.getSize();
       dots.forEach(function (dot) {
         const world = (dot.dataset.world || "").split(",").map(Number);
-        if (world.length !== 3 || (dot.dataset.k !== "" && dot.dataset.k !== k)) {
+        // A dot shows on the slice through its point, on whichever axis is shown.
+        if (world.length !== 3 || world.some(isNaN) || !plane ||
+            Math.abs(world[plane.dim] - plane.position) > plane.spacing / 2 + 1e-3) {
           dot.style.display = "none";
           return;
         }

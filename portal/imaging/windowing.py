@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CT_DEFAULT_WINDOW", "Window", "apply_window", "default_window", "robust_window"]
+__all__ = [
+    "CT_DEFAULT_WINDOW",
+    "CT_PRESETS",
+    "Preset",
+    "Window",
+    "apply_window",
+    "default_window",
+    "robust_window",
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,45 @@ class Window:
 #: in which fat, fluid, muscle and organs are distinct grey levels and bone
 #: and air saturate to white and black, so both still stand out.
 CT_DEFAULT_WINDOW = Window.from_level_width(40.0, 400.0)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named display window, as level and width in Hounsfield units.
+
+    Parameters
+    ----------
+    key : str
+        Short stable name (used in page state and automation).
+    name : str
+        What a radiologist calls it.
+    level, width : float
+        Centre and width of the window, in HU.
+    """
+
+    key: str
+    name: str
+    level: float
+    width: float
+
+    @property
+    def window(self) -> Window:
+        """The preset as a :class:`Window`."""
+        return Window.from_level_width(self.level, self.width)
+
+
+#: The CT windows a reading room uses daily, in the order a viewer lists them. Values are
+#: the common textbook ones (level / width in HU): brain 40/80, subdural 75/200 (wider, to
+#: separate a thin bleed from the skull), lung -600/1500, mediastinum 50/350, bone 400/1800,
+#: abdomen (soft tissue) 50/400.
+CT_PRESETS: tuple[Preset, ...] = (
+    Preset("brain", "Brain", 40.0, 80.0),
+    Preset("subdural", "Subdural", 75.0, 200.0),
+    Preset("lung", "Lung", -600.0, 1500.0),
+    Preset("mediastinum", "Mediastinum", 50.0, 350.0),
+    Preset("bone", "Bone", 400.0, 1800.0),
+    Preset("abdomen", "Abdomen", 50.0, 400.0),
+)
 
 
 def robust_window(data: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> Window:

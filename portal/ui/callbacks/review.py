@@ -22,6 +22,7 @@ from portal.ui.components.pane import (
     INTERACTOR_2D,
     INTERACTOR_3D,
     slice_children,
+    view_data,
     volume_children,
 )
 from portal.ui.components.review_panel import (
@@ -56,18 +57,26 @@ NOT_AVAILABLE = "This study is not available to you."
 
 
 def register(app: Dash) -> None:
+    # The slice moves in the browser (`assets/viewer.js` sets it on the vtk.js mappers,
+    # on the pane's current axis, and moves linked panes): no server round trip.
     app.clientside_callback(
-        """function(k, maxK) { return [k, (k + 1) + '/' + (maxK + 1)]; }""",
-        Output(_match(Pane.IMAGE_SLICE), "kSlice"),
+        """function(k, maxK, id) {
+            if (window.portalViewer) { return window.portalViewer.onSlider(id.study, k); }
+            return (k + 1) + '/' + (maxK + 1);
+        }""",
         Output(_match(Pane.SLICE_TEXT), "children"),
         Input(_match(Pane.SLIDER), "value"),
         State(_match(Pane.SLIDER), "max"),
+        State(_match(Pane.SLIDER), "id"),
         prevent_initial_call=True,
     )
     app.clientside_callback(
         """function(t, maxT, id) {
+            const pane = document.querySelector('.pane[data-study-id="' + id.study + '"]');
+            const view = pane ? JSON.parse(pane.dataset.view || '{}') : {};
+            const file = view.values ? 'values.vti' : 'image.vti';
             const base = '/api/v1/studies/' + id.study;
-            const url = t ? base + '/volumes/' + t + '/image.vti' : base + '/preview/image.vti';
+            const url = t ? base + '/volumes/' + t + '/' + file : base + '/preview/' + file;
             return [url, 'vol ' + (t + 1) + '/' + (maxT + 1)];
         }""",
         Output(_match(Pane.IMAGE_READER), "url"),
@@ -75,12 +84,6 @@ def register(app: Dash) -> None:
         Input(_match(Pane.VOLUME), "value"),
         State(_match(Pane.VOLUME), "max"),
         State(_match(Pane.VOLUME), "id"),
-        prevent_initial_call=True,
-    )
-    app.clientside_callback(
-        """function(k) { return k; }""",
-        Output(_match(Pane.LABEL_SLICE), "kSlice"),
-        Input(_match(Pane.SLIDER), "value"),
         prevent_initial_call=True,
     )
 
@@ -119,10 +122,12 @@ def register(app: Dash) -> None:
             # A forged or stale pane id: answer with nothing rather than a 500.
             record_refusal(exc, f"study:{study_id}", "dash:pane.switch_mode")
             raise PreventUpdate from exc
-        has_labels = bool(meta.get("labels"))
+        view = view_data(study_id, meta)
         if mode == "3d":
             camera = CORONAL_3D_CAMERA
-            children = volume_children(study_id, surfaces, int(volume_index or 0))
+            children = volume_children(
+                study_id, surfaces, view, int(k_slice or 0), int(volume_index or 0)
+            )
             return (
                 children,
                 camera["cameraPosition"],
@@ -134,12 +139,7 @@ def register(app: Dash) -> None:
             )
         camera = AXIAL_CAMERA
         return (
-            slice_children(
-                study_id,
-                int(k_slice or 0),
-                has_labels,
-                volume_index=int(volume_index or 0),
-            ),
+            slice_children(study_id, int(k_slice or 0), view, volume_index=int(volume_index or 0)),
             camera["cameraPosition"],
             camera["cameraViewUp"],
             True,

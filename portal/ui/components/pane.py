@@ -4,15 +4,23 @@ Every pane is exactly one `dash_vtk.View` (one WebGL context). Voxels never trav
 Dash props: `dash_vtk.Reader` fetches the study's gzip-compressed `.vti` previews from the
 API, which re-checks access. The outer element carries `data-study-id`; the pane script in
 `assets/pane.js` sets `data-state="ready"` once the first frame shows image content.
+
+Everything a reviewer does to the picture without asking the server (slice, view axis,
+window/level, overlay opacity, outline, label visibility, hover readout, linked scrolling)
+is done in the browser by `assets/viewer.js` on the vtk.js objects dash-vtk made; the pane
+hands it the study's grid and windows in its `data-view` attribute. Its controls are plain
+elements (no Dash callbacks), so a slider drag or a preset click never waits for the server.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dash_vtk
 from dash import dcc, html
 
+from portal.imaging.windowing import CT_PRESETS
 from portal.ui.components.review_panel import STATUS_LABELS, markers, panel, selected_item
 from portal.ui.ids import Pane, pane_id
 
@@ -22,11 +30,13 @@ __all__ = ["STATUS_LABELS", "missing_pane", "pane", "slice_children", "volume_ch
 AXIAL_CAMERA = {"cameraPosition": [0, 0, -1], "cameraViewUp": [0, 1, 0]}
 # Facing the patient from the front, head up.
 CORONAL_3D_CAMERA = {"cameraPosition": [0, 1, 0], "cameraViewUp": [0, 0, 1]}
+# The left button drags window/level (handled by `assets/viewer.js`, as on a PACS
+# workstation); shift+left and the middle button pan, ctrl+left and the right button zoom.
 INTERACTOR_2D = [
-    {"button": 1, "action": "Pan"},
+    {"button": 1, "action": "Pan", "shift": True},
+    {"button": 1, "action": "Zoom", "control": True},
     {"button": 2, "action": "Pan"},
     {"button": 3, "action": "Zoom", "scrollEnabled": False},
-    {"button": 1, "action": "Zoom", "shift": True},
 ]
 INTERACTOR_3D = [
     {"button": 1, "action": "Rotate"},
@@ -41,31 +51,94 @@ def preview_url(study_id: int, name: str) -> str:
 
 
 def image_url(study_id: int, volume_index: int = 0) -> str:
-    """The image preview; for a 4-D study, that of 3-D volume `volume_index`."""
+    """The 8-bit image preview; for a 4-D study, that of 3-D volume `volume_index`."""
     if volume_index:
         return f"/api/v1/studies/{study_id}/volumes/{volume_index}/image.vti"
     return preview_url(study_id, "image.vti")
 
 
+def slice_url(study_id: int, view: dict[str, Any], volume_index: int = 0) -> str:
+    """What 2D slices show: the real-unit values when the study has them (window/level
+    and the hover readout then work in HU), else the 8-bit preview."""
+    if not view.get("values"):
+        return image_url(study_id, volume_index)
+    if volume_index:
+        return f"/api/v1/studies/{study_id}/volumes/{volume_index}/values.vti"
+    return preview_url(study_id, "values.vti")
+
+
+def view_data(study_id: int, meta: dict[str, Any]) -> dict[str, Any]:
+    """What `assets/viewer.js` needs about a study: its preview grid, value units and
+    windows, label table and frame of reference (the pane's `data-view` attribute)."""
+    rgb = bool(meta.get("rgb"))
+    values = "values_dtype" in meta and not rgb
+    modality = str(meta.get("modality") or "")
+    low, high = meta.get("default_window") or meta.get("window") or [0.0, 255.0]
+    if not values:
+        # The 8-bit preview is already windowed: its full range maps 1:1.
+        low, high = 0.0, 255.0
+    presets = [{"key": "default", "name": "Default", "window": [low, high]}]
+    if values and meta.get("auto_window"):
+        presets.append({"key": "auto", "name": "Auto", "window": list(meta["auto_window"])})
+    if values and meta.get("value_range"):
+        presets.append({"key": "full", "name": "Full range", "window": list(meta["value_range"])})
+    if values and modality == "CT":
+        presets += [
+            {"key": p.key, "name": p.name, "window": [p.window.low, p.window.high]}
+            for p in CT_PRESETS
+        ]
+    return {
+        "study": study_id,
+        "shape": [int(n) for n in meta["shape"][:3]],
+        "spacing": [float(v) for v in meta["spacing_mm"]],
+        "origin": [float(v) for v in meta["origin_mm"]],
+        "rgb": rgb,
+        "values": values,
+        "units": str(meta.get("units") or ("HU" if values and modality == "CT" else "")),
+        "invert": bool(meta.get("invert")),
+        "window": [float(low), float(high)],
+        "presets": presets,
+        "frame": meta.get("frame_of_reference"),
+        "labels": [
+            {"value": lab["value"], "name": lab["name"], "color": list(lab["color"])}
+            for lab in meta.get("labels", [])
+        ],
+    }
+
+
+def _window_property(view: dict[str, Any]) -> dict[str, float]:
+    low, high = view["window"]
+    width = max(float(high) - float(low), 1e-6)
+    # A negative width inverts the ramp: MONOCHROME1 stores bright as low values.
+    return {"colorWindow": -width if view["invert"] else width, "colorLevel": (low + high) / 2}
+
+
 def slice_children(
-    study_id: int, k_slice: int, has_labels: bool, visible: bool = True, volume_index: int = 0
+    study_id: int,
+    k_slice: int,
+    view: dict[str, Any],
+    visible: bool = True,
+    volume_index: int = 0,
 ) -> list[Any]:
-    """The 2D representations: grey image slice plus the RGBA label slice on top."""
+    """The 2D representations: grey image slice plus the RGBA label slice on top.
+
+    Only the first render uses `k_slice`: afterwards `assets/viewer.js` moves the slice
+    (and its axis) on the vtk.js mappers directly.
+    """
     children: list[Any] = [
         dash_vtk.SliceRepresentation(
             id=pane_id(Pane.IMAGE_SLICE, study_id),
             kSlice=k_slice,
-            # The preview is already windowed to uint8, so the full range maps 1:1.
-            property={"colorWindow": 255, "colorLevel": 127.5},
+            property=_window_property(view),
             actor={"visibility": visible},
             children=dash_vtk.Reader(
                 id=pane_id(Pane.IMAGE_READER, study_id),
                 vtkClass="vtkXMLImageDataReader",
-                url=image_url(study_id, volume_index),
+                url=slice_url(study_id, view, volume_index),
             ),
         )
     ]
-    if has_labels:
+    if view["labels"]:
         children.append(
             dash_vtk.SliceRepresentation(
                 id=pane_id(Pane.LABEL_SLICE, study_id),
@@ -82,9 +155,15 @@ def slice_children(
 
 
 def volume_children(
-    study_id: int, surfaces: list[dict[str, Any]], volume_index: int = 0
+    study_id: int,
+    surfaces: list[dict[str, Any]],
+    view: dict[str, Any],
+    k_slice: int = 0,
+    volume_index: int = 0,
 ) -> list[Any]:
-    """The 3D representations: grey volume rendering plus one surface per label."""
+    """The 3D representations: grey volume rendering, one surface per label, and the
+    current 2D slice plane (which `assets/viewer.js` keeps on the 2D view's axis and
+    position)."""
     children: list[Any] = [
         # Only the brighter part of the image is rendered, as faint context: a full-range
         # ramp draws an opaque skin that hides the label surfaces inside it. (Setting the
@@ -95,7 +174,16 @@ def volume_children(
             children=dash_vtk.Reader(
                 vtkClass="vtkXMLImageDataReader", url=image_url(study_id, volume_index)
             ),
-        )
+        ),
+        dash_vtk.SliceRepresentation(
+            kSlice=k_slice,
+            property=_window_property(view),
+            children=dash_vtk.Reader(
+                vtkClass="vtkXMLImageDataReader",
+                url=slice_url(study_id, view, volume_index),
+                resetCameraOnUpdate=False,
+            ),
+        ),
     ]
     for surface in surfaces:
         children.append(
@@ -121,12 +209,11 @@ def pane(
     (a list, possibly empty) the pane opens in 3D with those label surfaces.
     """
     study_id = int(detail["id"])
+    view = view_data(study_id, meta)
     item = selected_item(review, None)
     nk = int(meta["shape"][2])
     mid = nk // 2 if k_slice is None else min(max(int(k_slice), 0), max(nk - 1, 0))
     three_d = surfaces is not None and not meta.get("rgb")
-    labels = meta.get("labels", [])
-    has_labels = bool(labels)
     status = item["state"]
     volumes = {
         lab["value"]: lab.get("volume_ml")
@@ -134,21 +221,23 @@ def pane(
         for lab in seg["labels"]
     }
     legend = [
-        html.Span(
+        html.Button(
             [
                 html.I(style={"background": "rgb({},{},{})".format(*lab["color"])}),
                 lab["name"],
                 html.Span(_ml(volumes.get(lab["value"])), className="legend-ml"),
             ],
             className="legend-item",
+            title="Show or hide this label",
+            **{"data-label": str(lab["value"])},
         )
-        for lab in labels
+        for lab in view["labels"]
     ]
     camera = CORONAL_3D_CAMERA if three_d else AXIAL_CAMERA
     return html.Div(
         className="pane mode-3d" if three_d else "pane",
         id=pane_id(Pane.ROOT, study_id),
-        **{"data-study-id": str(study_id)},
+        **{"data-study-id": str(study_id), "data-view": json.dumps(view)},
         children=[
             html.Div(
                 className="pane-head",
@@ -173,6 +262,7 @@ def pane(
                     ),
                 ],
             ),
+            _tools(view),
             html.Div(
                 className="pane-view",
                 children=[
@@ -182,9 +272,9 @@ def pane(
                         cameraParallelProjection=not three_d,
                         interactorSettings=INTERACTOR_3D if three_d else INTERACTOR_2D,
                         children=(
-                            volume_children(study_id, surfaces or [])
+                            volume_children(study_id, surfaces or [], view, mid)
                             if three_d
-                            else slice_children(study_id, mid, has_labels)
+                            else slice_children(study_id, mid, view)
                         ),
                         **camera,
                     ),
@@ -197,6 +287,8 @@ def pane(
                         id=pane_id(Pane.SLICE_TEXT, study_id),
                         className="slice-text",
                     ),
+                    html.Span("", className="wl-text"),
+                    html.Span("", className="readout"),
                     html.Div(legend, className="legend"),
                     # Comment anchors, and the point picked for the next comment.
                     html.Div(
@@ -238,6 +330,72 @@ def pane(
             panel(study_id, review),
         ],
     )
+
+
+def _tools(view: dict[str, Any]) -> html.Div:
+    """The pane's picture controls, all handled in the browser by `assets/viewer.js`."""
+    axes = [
+        html.Button(text, className="tool view-axis", title=title, **{"data-axis": axis})
+        for axis, text, title in (
+            ("axial", "Ax", "Axial (v cycles views)"),
+            ("coronal", "Cor", "Coronal"),
+            ("sagittal", "Sag", "Sagittal"),
+        )
+    ]
+    children: list[Any] = [html.Div(axes, className="tool-group view-axes")]
+    if not view["rgb"]:
+        presets = [
+            html.Button(
+                preset["name"],
+                className="tool wl-preset",
+                title="Window {:g} / level {:g}".format(
+                    preset["window"][1] - preset["window"][0],
+                    (preset["window"][0] + preset["window"][1]) / 2,
+                ),
+                **{"data-preset": preset["key"]},
+            )
+            for preset in view["presets"]
+        ]
+        children.append(
+            html.Details(
+                [
+                    html.Summary("W/L", title="Window presets (w cycles them)"),
+                    html.Div(presets, className="wl-list"),
+                ],
+                className="tool-group wl-menu",
+            )
+        )
+    if view["labels"]:
+        children.append(
+            html.Div(
+                className="tool-group overlay-tools",
+                children=[
+                    html.Button(
+                        "Overlay",
+                        className="tool overlay-toggle on",
+                        title="Show or hide the segmentation (o)",
+                    ),
+                    html.Label(
+                        dcc.Input(
+                            type="range",
+                            min=0,
+                            max=100,
+                            step=5,
+                            value=50,
+                            className="overlay-opacity",
+                            debounce=False,
+                        ),
+                        title="Overlay opacity",
+                    ),
+                    html.Button(
+                        "Outline",
+                        className="tool overlay-outline",
+                        title="Draw label outlines only (b)",
+                    ),
+                ],
+            )
+        )
+    return html.Div(children, className="pane-tools")
 
 
 def _volume_control(study_id: int, count: int) -> list[Any]:
