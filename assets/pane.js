@@ -5,7 +5,7 @@
  * 2. vtk.js 17.8 never frees a context when its view unmounts, and React 18 leaves orphan
  *    contexts on first load; a context whose canvas left the document is released with
  *    WEBGL_lose_context so the ~16 live contexts a browser allows go to visible panes.
- * 3. The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
+ * 3. (The mouse wheel's slice stepping is in `assets/viewer.js`.)
  * 4. A click (not a drag) on a 2D pane picks the RAS world point under the cursor on the
  *    shown slice, for anchoring a comment (see `pickWorld`).
  * 5. Comment anchors (`.marker` dots with `data-world` in RAS mm) are shown on the slice
@@ -110,28 +110,6 @@
   function sliderOf(pane) {
     return pane.querySelector(".slice-slider [role=slider]");
   }
-
-  document.addEventListener(
-    "wheel",
-    function (event) {
-      const view = event.target.closest && event.target.closest(".pane-view");
-      if (!view) return;
-      const pane = view.closest(".pane[data-study-id]");
-      if (!pane || pane.classList.contains("mode-3d")) return;
-      const handle = sliderOf(pane);
-      if (!handle || !window.dash_clientside || !window.dash_clientside.set_props) return;
-      event.preventDefault();
-      event.stopPropagation();
-      const max = Number(handle.getAttribute("aria-valuemax"));
-      const now = Number(handle.getAttribute("aria-valuenow"));
-      const next = Math.max(0, Math.min(max, now + (event.deltaY > 0 ? -1 : 1)));
-      if (next !== now) {
-        const id = { type: "pane-slider", study: Number(pane.dataset.studyId) };
-        window.dash_clientside.set_props(id, { value: next });
-      }
-    },
-    { capture: true, passive: false }
-  );
 
   // dash-vtk's own click picking (pickingModes) uses vtk.js's hardware selector, which
   // cannot identify image slices and throws on them. With the 2D camera looking straight

@@ -62,6 +62,7 @@
       outline: false,
       hidden: new Set(),
       pending: null,
+      wanted: null,
     };
     panes.set(study, st);
     return st;
@@ -532,12 +533,36 @@
     return pane && pane.isConnected ? state(pane) : null;
   }
 
+  // One slice further from the last one asked for (not the last one shown): a fast wheel
+  // or a held key asks again before Dash has delivered the previous step.
+  function stepPane(st, delta) {
+    const base = st.wanted === null ? st.index[st.axis] : st.wanted;
+    const k = clampIndex(st, st.axis, base + delta);
+    if (k === base) return;
+    st.wanted = k;
+    setProps("pane-slider", st.study, { value: k });
+  }
+
   function step(delta) {
     const st = activeState();
-    if (!st) return;
-    const k = clampIndex(st, st.axis, st.index[st.axis] + delta);
-    if (k !== st.index[st.axis]) setProps("pane-slider", st.study, { value: k });
+    if (st) stepPane(st, delta);
   }
+
+  // The mouse wheel over a 2D pane steps through slices (vtk.js would zoom).
+  document.addEventListener(
+    "wheel",
+    function (event) {
+      const box = event.target.closest && event.target.closest(".pane-view");
+      const pane = box && box.closest(".pane[data-study-id]");
+      if (!pane || !is2d(pane)) return;
+      const st = state(pane);
+      if (!st) return;
+      event.preventDefault();
+      event.stopPropagation();
+      stepPane(st, event.deltaY > 0 ? -1 : 1);
+    },
+    { capture: true, passive: false }
+  );
 
   const KEYS = [
     { key: "ArrowUp", label: "↑", description: "Next slice", handler: () => step(1) },
@@ -598,6 +623,7 @@
       if (!st) return String(k + 1);
       const linked = st.pending === k;
       st.pending = null;
+      if (st.wanted === k) st.wanted = null;
       setIndex(st, k, !linked);
       return sliceText(st);
     },

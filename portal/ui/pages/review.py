@@ -64,6 +64,35 @@ def pager(
     return html.Div(items, id=Review.PAGER, className="pager")
 
 
+def link_tools() -> html.Div:
+    """Which pane changes the other panes follow (handled by `assets/viewer.js`): the
+    slice position (on by default), the window/level, the view axis."""
+    return html.Div(
+        [
+            html.Span("Link:"),
+            html.Button(
+                "Position",
+                className="tool on",
+                title="Scrolling one pane moves the others to the same world position (l)",
+                **{"data-link": "position"},
+            ),
+            html.Button(
+                "Window",
+                className="tool",
+                title="Window/level changes apply to every pane with the same units",
+                **{"data-link": "window"},
+            ),
+            html.Button(
+                "View",
+                className="tool",
+                title="Changing the view axis changes it in every pane",
+                **{"data-link": "axis"},
+            ),
+        ],
+        className="link-tools",
+    )
+
+
 def layout(
     study_ids: list[int],
     page: int,
@@ -80,7 +109,9 @@ def layout(
     return html.Div(
         className="review",
         children=[
-            pager(study_ids, page, per_page, keep),
+            html.Div(
+                [pager(study_ids, page, per_page, keep), link_tools()], className="review-bar"
+            ),
             html.Div(
                 cells,
                 id=Review.GRID,
