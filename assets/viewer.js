@@ -644,6 +644,22 @@
                     overlay: st.overlay, opacity: st.opacity, outline: st.outline,
                     hidden: Array.from(st.hidden), preset: st.preset } : null;
     },
+    // What the vtk.js image actor of a pane really draws (for tests and automation): its
+    // slicing axis and slice, and that plane's world position read from the image data.
+    drawn: function (study) {
+      const pane = paneOf(study);
+      const view = pane && viewOf(pane);
+      if (!view || !view.renderer) return null;
+      const actor = sliceActors(view).image[0];
+      if (!actor) return null;
+      const mapper = actor.getMapper();
+      const dim = mapper.getSlicingMode() % 3;
+      const ijk = [0, 0, 0];
+      ijk[dim] = mapper.getSlice();
+      const world = mapper.getInputData().indexToWorld(ijk);
+      const spacing = mapper.getInputData().getSpacing();
+      return { dim: dim, slice: mapper.getSlice(), position: world[dim], spacing: spacing[dim] };
+    },
     link: link,
     setAxis: function (study, axis) { const st = panes.get(Number(study)); if (st) setAxis(st, axis, true); },
     usePreset: function (study, key) { const st = panes.get(Number(study)); if (st) usePreset(st, key); },
