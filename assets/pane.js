@@ -15,20 +15,42 @@
 (function () {
   "use strict";
   const contexts = new Map();
+  // Accounting for tests and diagnosis: contexts created, released by us, and lost
+  // without our asking (the browser evicting one because too many were live).
+  const counts = { created: 0, released: 0, evicted: 0 };
   const original = HTMLCanvasElement.prototype.getContext;
   HTMLCanvasElement.prototype.getContext = function (type, attributes) {
     if (type === "webgl2" || type === "webgl" || type === "experimental-webgl") {
+      if (!contexts.has(this)) releaseDetached(true);
       const attrs = Object.assign({}, attributes || {}, { preserveDrawingBuffer: true });
       const ctx = original.call(this, type, attrs);
-      if (ctx) contexts.set(this, { ctx: ctx, seen: false, away: 0 });
+      if (ctx && !contexts.has(this)) {
+        contexts.set(this, { ctx: ctx, seen: false, away: 0 });
+        counts.created += 1;
+        this.addEventListener("webglcontextlost", function () {
+          if (contexts.has(this)) counts.evicted += 1;
+        });
+      }
       return ctx;
     }
     return original.call(this, type, attributes);
   };
 
+  function release(canvas) {
+    const entry = contexts.get(canvas);
+    if (!entry) return;
+    // Forget it first: the webglcontextlost event this fires is then not an eviction.
+    contexts.delete(canvas);
+    counts.released += 1;
+    const ext = entry.ctx.isContextLost() ? null : entry.ctx.getExtension("WEBGL_lose_context");
+    if (ext) ext.loseContext();
+  }
+
   // vtk.js creates its canvas (and context) before inserting it, so only a canvas that was
-  // in the document and has stayed out of it for a few sweeps is released.
-  function releaseDetached() {
+  // in the document and has stayed out of it for a few sweeps is released; just before a
+  // new context is made (`now`), one that was in the document and has left goes at once,
+  // so an unmounted page's contexts never count against the next page's.
+  function releaseDetached(now) {
     for (const [canvas, entry] of contexts) {
       if (canvas.isConnected) {
         entry.seen = true;
@@ -36,13 +58,31 @@
         continue;
       }
       entry.away += 1;
-      if (entry.seen && entry.away >= 3) {
-        const ext = entry.ctx.getExtension("WEBGL_lose_context");
-        if (ext) ext.loseContext();
-        contexts.delete(canvas);
-      }
+      if (entry.seen && (now || entry.away >= 3)) release(canvas);
+      // React 18 leaves orphans that never enter the document (a view's first mount while
+      // the lazy bundle arrives); after 10 s out of it, such a canvas will not draw.
+      else if (!entry.seen && entry.away >= 100) release(canvas);
     }
   }
+
+  function live() {
+    let n = 0;
+    for (const entry of contexts.values()) if (!entry.ctx.isContextLost()) n += 1;
+    return n;
+  }
+
+  // `portalContexts()` is the number of live WebGL contexts; `.stats()` adds the totals;
+  // `.release(root)` releases every context drawn into a canvas inside `root` now (the
+  // grid calls it before swapping a page, so the next page starts from zero).
+  window.portalContexts = live;
+  window.portalContexts.stats = function () {
+    return Object.assign({ live: live() }, counts);
+  };
+  window.portalContexts.release = function (root) {
+    for (const canvas of Array.from(contexts.keys())) {
+      if (!root || root.contains(canvas)) release(canvas);
+    }
+  };
 
   const probe = document.createElement("canvas");
   probe.width = 48;

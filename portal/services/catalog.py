@@ -6,7 +6,7 @@ import base64
 import binascii
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -303,6 +303,28 @@ def list_studies(session: Session, principal: Principal, query: StudyQuery) -> S
         {**study_summary(s), **assigned.get(s.id, {"assignees": [], "due_at": None})} for s in rows
     ]
     return StudyPage(items=items, total=total, next_cursor=next_cursor)
+
+
+def in_case_list_order(
+    session: Session,
+    principal: Principal,
+    study_ids: list[int],
+    sort: SortKey,
+    descending: bool = False,
+) -> list[int]:
+    """`study_ids` in the case list's order for `sort`: the visible ones ordered exactly as
+    `list_studies` orders them, then the rest (missing or not visible) as given, so the
+    caller still shows those as unavailable.
+    """
+    ordered: list[int] = []
+    query = StudyQuery(sort=sort, descending=descending, ids=tuple(study_ids), limit=MAX_PAGE)
+    while True:
+        page = list_studies(session, principal, replace(query, offset=len(ordered)))
+        ordered += [int(item["id"]) for item in page.items]
+        if len(page.items) < MAX_PAGE:
+            break
+    seen = set(ordered)
+    return ordered + [i for i in study_ids if i not in seen]
 
 
 def open_assignments_of(session: Session, study_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -13,6 +13,7 @@ from portal.ui.callbacks import (
     audit,
     caselist,
     dashboard,
+    grid,
     pacs,
     review,
     router,
@@ -65,6 +66,7 @@ def build_dash(server: Flask) -> Dash:
     router.register(app)
     caselist.register(app)
     review.register(app)
+    grid.register(app)
     pacs.register(app)
     admin.register(app)
     account.register(app)

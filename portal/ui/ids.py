@@ -34,6 +34,7 @@ class Review(enum.StrEnum):
     GRID = "review-grid"
     PAGER = "review-pager"
     STUDIES = "review-studies"
+    LAYOUT = "review-layout"
 
 
 class Pane(enum.StrEnum):

@@ -119,3 +119,18 @@ def test_api_sorts_and_pages_by_cursor(settings: Settings, db: Database) -> None
     bad = client.get("/api/v1/studies?after=zzz")
     assert bad.status_code == 400 and bad.get_json()["code"] == "invalid"
     app.extensions["portal"].db.dispose()
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_review_selection_follows_the_case_list_order(db: Database, descending: bool) -> None:
+    """The grid opens a selection in the case list's sort, whatever order it was ticked in;
+    ids that are not (or no longer) there keep their place at the end."""
+    who = _world(db)
+    with db.session() as s:
+        rows = catalog.list_studies(s, who, catalog.StudyQuery(limit=100)).items
+        picked = [rows[n]["id"] for n in (17, 3, 11, 0, 8, 20, 5)] + [9999]
+        ordered = catalog.in_case_list_order(s, who, picked, catalog.SortKey.NAME, descending)
+    by_id = {row["id"]: row for row in rows}
+    # Names repeat ("case 0".."case 3"); the id breaks ties in the sort's direction.
+    expected = sorted(picked[:-1], key=lambda i: (by_id[i]["name"], i), reverse=descending)
+    assert ordered == [*expected, 9999]

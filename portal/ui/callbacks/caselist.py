@@ -132,19 +132,31 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
 
+    # The grid opens in the case list's order: the link carries the sort the rows were last
+    # asked for (the expert queue's own default when none), and the router orders the ids
+    # with the same query (selectedRows is in the order the boxes were ticked).
     app.clientside_callback(
-        """function(rows) {
+        """function(rows, request, queue) {
             const ids = (rows || []).map(r => r.id);
             if (!ids.length) {
                 return ['Select studies to review', '#', 'button open-grid disabled'];
             }
+            const sorted = ((request && request.sortModel) || []).filter(s => s.sort);
+            let sort = queue === 'EXPERT' ? ['REVIEWED', false] : null;
+            if (sorted.length) { sort = [sorted[0].colId, sorted[0].sort === 'desc']; }
+            const order = sort ? '&sort=' + encodeURIComponent(sort[0])
+                + (sort[1] ? '&desc=1' : '') : '';
             return ['Review ' + ids.length + (ids.length === 1 ? ' study' : ' studies'),
-                    '/review?studies=' + ids.join(','), 'button open-grid'];
-        }""",
+                    '/review?studies=' + ids.join(',') + order, 'button open-grid'];
+        }""".replace("REVIEWED", catalog.SortKey.REVIEWED.value).replace(
+            "EXPERT", catalog.Queue.EXPERT.value
+        ),
         Output(CaseList.OPEN, "children"),
         Output(CaseList.OPEN, "href"),
         Output(CaseList.OPEN, "className"),
         Input(CaseList.GRID, "selectedRows"),
+        Input(CaseList.GRID, "getRowsRequest"),
+        State(CaseList.QUEUE, "value"),
     )
 
     @app.callback(

@@ -82,6 +82,17 @@ def review_view(
     return shape, state, keep
 
 
+def case_list_order(who: Principal, ids: list[int], params: dict[str, list[str]]) -> list[int]:
+    """The ids in the case list's sort when the URL names one (`sort`, `desc=1`): the case
+    list sends the selection with its sort, and the database orders it the same way."""
+    try:
+        sort = catalog.SortKey(params.get("sort", [""])[0])
+    except ValueError:
+        return ids
+    with portal().db.session() as s:
+        return catalog.in_case_list_order(s, who, ids, sort, params.get("desc", [""])[0] == "1")
+
+
 def register(app: Dash) -> None:
     @app.callback(
         Output(Shell.PAGE, "children"),
@@ -133,6 +144,7 @@ def register(app: Dash) -> None:
         if pathname == "/review":
             params = parse_qs((search or "").lstrip("?"))
             ids = review.parse_study_ids(params.get("studies", [""])[0])
+            ids = case_list_order(who, ids, params)
             try:
                 page = max(1, int(params.get("page", ["1"])[0]))
             except ValueError:
@@ -167,7 +179,7 @@ def register(app: Dash) -> None:
                     [html.P("No studies chosen."), html.A("Back to the case list", href="/")],
                     className="empty",
                 )
-            return review.layout(ids, page, per_page, panes, shape[1] if shape else None, keep)
+            return review.layout(ids, page, per_page, panes, shape, keep, p.settings.panes_per_page)
         if pathname == "/admin/audit":
             try:
                 audit.require_admin(who)

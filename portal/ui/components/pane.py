@@ -260,6 +260,14 @@ def pane(
                         id=pane_id(Pane.BADGE, study_id),
                         className=f"badge status-{status}",
                     ),
+                    # Maximise is a CSS class set by assets/grid.js: the other panes stay
+                    # mounted, with their contexts and loaded volumes.
+                    html.Button(
+                        "⤢",
+                        className="pane-max",
+                        title="Maximise this pane (m)",
+                        type="button",
+                    ),
                 ],
             ),
             _tools(view),

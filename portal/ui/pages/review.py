@@ -1,7 +1,9 @@
-"""The review grid page: up to `panes_per_page` panes, paged by plain links.
+"""The review grid page: up to `panes_per_page` panes in a chosen layout, paged.
 
-Paging uses full page loads on purpose: vtk.js 17.8 does not free a WebGL context when a
-view unmounts, and a fresh document is the one sure way to start the next page at zero.
+The pager links and the layout choice are real URLs (`/review?studies=..&layout=..&page=..`)
+that `assets/grid.js` follows inside the page: it releases the grid's WebGL contexts
+(vtk.js 17.8 frees none when a view unmounts) before the router swaps the page, so each
+page starts from zero contexts without a document reload.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import math
 from typing import Any
 from urllib.parse import urlencode
 
-from dash import html
+from dash import dcc, html
 
+from portal.services.live import LAYOUTS
 from portal.ui.components.pane import missing_pane
 from portal.ui.ids import Review
 
@@ -38,29 +41,82 @@ def grid_columns(count: int) -> int:
     return 4
 
 
-def pager(
-    study_ids: list[int], page: int, per_page: int, keep: dict[str, str] | None = None
-) -> html.Div:
-    """Links to the other pages; `keep` holds query parameters every page keeps (layout,
-    initial slice and mode)."""
-    pages = max(1, math.ceil(len(study_ids) / per_page))
+def review_href(study_ids: list[int], page: int, keep: dict[str, str] | None = None) -> str:
+    """The URL of one page of the grid; `keep` holds the query parameters every page keeps
+    (layout, initial slice and mode)."""
     studies = ",".join(str(i) for i in study_ids)
+    return "/review?" + urlencode({"studies": studies, **(keep or {}), "page": page})
 
-    def link(p: int, text: str) -> html.A:
-        href = "/review?" + urlencode({"studies": studies, **(keep or {}), "page": p})
-        return html.A(text, href=href, className="button" + (" current" if p == page else ""))
+
+def layout_choice(
+    study_ids: list[int], page: int, per_page: int, max_per_page: int, keep: dict[str, str]
+) -> dcc.Dropdown:
+    """The layout selector. Each option's value is the URL of that layout, on the page that
+    keeps this page's first study on screen, so choosing one is a plain navigation."""
+    first = (page - 1) * per_page
+    options = []
+    current = review_href(study_ids, page, keep)
+    for name, (rows, cols) in LAYOUTS.items():
+        size = min(rows * cols, max_per_page)
+        href = review_href(study_ids, first // size + 1, {**keep, "layout": name})
+        label = f"{rows}×{cols}"
+        if keep.get("layout") == name:
+            href = current
+        options.append({"label": label, "value": href})
+    auto = {k: v for k, v in keep.items() if k != "layout"}
+    auto_href = (
+        current if "layout" not in keep else review_href(study_ids, first // max_per_page + 1, auto)
+    )
+    options.insert(0, {"label": "Auto", "value": auto_href})
+    return dcc.Dropdown(
+        id=Review.LAYOUT,
+        options=options,
+        value=current,
+        clearable=False,
+        searchable=False,
+        className="layout-choice",
+    )
+
+
+def pager(
+    study_ids: list[int],
+    page: int,
+    per_page: int,
+    keep: dict[str, str] | None = None,
+    max_per_page: int = 12,
+) -> html.Div:
+    """Links to the other pages, and the layout selector."""
+    keep = keep or {}
+    pages = max(1, math.ceil(len(study_ids) / per_page))
+
+    def link(p: int, text: str, which: str) -> html.A:
+        return html.A(
+            text,
+            href=review_href(study_ids, p, keep),
+            className=f"button page-link page-{which}",
+            title="Previous page (PageUp)" if which == "prev" else "Next page (PageDown)",
+        )
 
     items: list[Any] = [html.A("← Case list", href="/", className="button")]
     if pages > 1:
         if page > 1:
-            items.append(link(page - 1, "‹ Previous"))
-        items.append(html.Span(f"Page {page} of {pages} · {len(study_ids)} studies"))
+            items.append(link(page - 1, "‹ Previous", "prev"))
+        items.append(
+            html.Span(
+                f"Page {page} of {pages} · {len(study_ids)} studies",
+                className="page-text",
+            )
+        )
         if page < pages:
-            items.append(link(page + 1, "Next ›"))
+            items.append(link(page + 1, "Next ›", "next"))
     else:
         items.append(
             html.Span(f"{len(study_ids)} " + ("study" if len(study_ids) == 1 else "studies"))
         )
+    items.append(html.Span(className="pager-spacer"))
+    items.append(html.Label("Layout", className="layout-label"))
+    items.append(layout_choice(study_ids, page, per_page, max_per_page, keep))
+    items.append(html.Span("? shortcuts", className="keys-hint", title="Press ? for shortcuts"))
     return html.Div(items, id=Review.PAGER, className="pager")
 
 
@@ -98,25 +154,27 @@ def layout(
     page: int,
     per_page: int,
     panes: list[tuple[int, html.Div | None]],
-    columns: int | None = None,
+    shape: tuple[int, int] | None = None,
     keep: dict[str, str] | None = None,
+    max_per_page: int = 12,
 ) -> html.Div:
     """`panes` holds, for each id on this page, its built pane or None if not visible;
-    `columns` fixes the grid's width (a requested layout), else it follows the count."""
+    `shape` (rows, columns) is a requested layout, else the grid follows the count."""
     cells = [found if found else missing_pane(sid) for sid, found in panes]
-    cols = columns or grid_columns(len(cells))
-    rows = max(1, math.ceil(len(cells) / cols))
+    cols = shape[1] if shape else grid_columns(len(cells))
+    rows = shape[0] if shape else max(1, math.ceil(len(cells) / cols))
     return html.Div(
         className="review",
         children=[
             html.Div(
-                [pager(study_ids, page, per_page, keep), link_tools()], className="review-bar"
+                [pager(study_ids, page, per_page, keep, max_per_page), link_tools()],
+                className="review-bar",
             ),
             html.Div(
                 cells,
                 id=Review.GRID,
                 className="pane-grid",
-                **({"data-layout": f"{rows}x{cols}"} if columns else {}),
+                **({"data-layout": f"{rows}x{cols}"} if shape else {}),
                 style={
                     "gridTemplateColumns": f"repeat({cols}, minmax(0, 1fr))",
                     "gridTemplateRows": f"repeat({rows}, minmax(320px, 1fr))",

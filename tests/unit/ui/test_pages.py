@@ -108,7 +108,7 @@ def test_pane_opens_on_a_requested_slice_or_in_3d() -> None:
 
 def test_requested_layout_fixes_the_grid_and_pages_keep_it() -> None:
     cells = [(i, None) for i in range(1, 5)]
-    page = layout(list(range(1, 10)), 1, 4, cells, 2, {"layout": "2x2", "slice_mm": "5.0"})
+    page = layout(list(range(1, 10)), 1, 4, cells, (2, 2), {"layout": "2x2", "slice_mm": "5.0"})
     text = str(page.to_plotly_json())
     assert "repeat(2, minmax(0, 1fr))" in text and "data-layout='2x2'" in text
     assert "layout=2x2" in text and "slice_mm=5.0" in text and "page=2" in text
