@@ -607,6 +607,10 @@
 
   setInterval(function () {
     registerKeys();
+    // A page flip re-renders the link buttons; they show the links as they are.
+    document.querySelectorAll(".link-tools [data-link]").forEach(function (b) {
+      b.classList.toggle("on", Boolean(link[b.dataset.link]));
+    });
     document.querySelectorAll(".pane[data-study-id]").forEach(function (pane) {
       if (pane.dataset.view) apply(pane, false);
     });
