@@ -61,6 +61,7 @@
       opacity: 0.5,
       outline: false,
       hidden: new Set(),
+      seg: 0,
       pending: null,
       wanted: null,
     };
@@ -220,7 +221,7 @@
     if (toggle) toggle.classList.toggle("on", st.overlay);
     const outline = pane.querySelector(".overlay-outline");
     if (outline) outline.classList.toggle("on", st.outline);
-    pane.querySelectorAll(".legend-item").forEach(function (item) {
+    pane.querySelectorAll(".legend-seg:not(.hidden) .legend-item").forEach(function (item) {
       item.classList.toggle("off", st.hidden.has(Number(item.dataset.label)));
     });
   }
@@ -239,15 +240,21 @@
 
   // Voxel -> label (by its colour, which the preview took from the label table), made once
   // per label volume; its alpha is then rewritten for opacity, outline and hidden labels.
+  function segLabels(st) {
+    const seg = (st.view.segmentations || [])[st.seg];
+    return seg ? seg.labels : st.view.labels;
+  }
+
   function labelInfo(st, data) {
     let info = labelCache.get(data);
     if (info) return info;
     const rgba = data.getPointData().getScalars().getData();
     const byColour = new Map();
-    st.view.labels.forEach(function (lab, i) {
+    const table = segLabels(st);
+    table.forEach(function (lab, i) {
       byColour.set((lab.color[0] << 16) | (lab.color[1] << 8) | lab.color[2], i + 1);
     });
-    const values = st.view.labels.map((lab) => lab.value);
+    const values = table.map((lab) => lab.value);
     const n = rgba.length >> 2;
     const index = new Uint16Array(n);
     for (let v = 0, p = 0; v < n; v += 1, p += 4) {
@@ -393,6 +400,25 @@
     apply(st.element, false);
   }
 
+  // Overlay another segmentation of the study (e.g. the AI's and the reader's version).
+  function setSegmentation(st, i) {
+    const segs = st.view.segmentations || [];
+    if (!segs[i] || i === st.seg) return;
+    st.seg = i;
+    st.hidden.clear();
+    setProps("pane-label-reader", st.study, { url: segs[i].url });
+    const pane = st.element;
+    pane.querySelectorAll(".legend-seg").forEach(function (el) {
+      el.classList.toggle("hidden", Number(el.dataset.seg) !== i);
+    });
+    pane.querySelectorAll(".seg-choice").forEach(function (el) {
+      el.classList.toggle("on", Number(el.dataset.seg) === i);
+    });
+    const current = pane.querySelector(".seg-current");
+    if (current) current.textContent = segs[i].name;
+    pane.dataset.segmentation = String(i);
+  }
+
   function paneFromEvent(event) {
     const pane = event.target.closest && event.target.closest(".pane[data-study-id]");
     return pane ? state(pane) : null;
@@ -400,7 +426,7 @@
 
   document.addEventListener("click", function (event) {
     const target = event.target.closest && event.target.closest(
-      ".view-axis, .wl-preset, .overlay-toggle, .overlay-outline, .legend-item");
+      ".view-axis, .wl-preset, .overlay-toggle, .overlay-outline, .legend-item, .seg-choice");
     if (!target) return;
     const st = paneFromEvent(event);
     if (!st) return;
@@ -417,6 +443,10 @@
       apply(st.element, false);
     } else if (target.classList.contains("legend-item")) {
       toggleLabel(st, Number(target.dataset.label));
+    } else if (target.classList.contains("seg-choice")) {
+      setSegmentation(st, Number(target.dataset.seg));
+      const menu = target.closest("details");
+      if (menu) menu.open = false;
     }
   });
 
@@ -517,7 +547,7 @@
       const info = labelInfo(st, actors.label[0].getMapper().getInputData());
       const li = info.index[v];
       if (li) {
-        const found = st.view.labels.find((lab) => lab.value === info.values[li - 1]);
+        const found = segLabels(st).find((lab) => lab.value === info.values[li - 1]);
         label = " · " + (found ? found.name : "unlisted label");
       }
     }
@@ -646,7 +676,7 @@
       const st = panes.get(Number(study));
       return st ? { axis: st.axis, index: Object.assign({}, st.index), window: st.window.slice(),
                     overlay: st.overlay, opacity: st.opacity, outline: st.outline,
-                    hidden: Array.from(st.hidden), preset: st.preset } : null;
+                    hidden: Array.from(st.hidden), preset: st.preset, segmentation: st.seg } : null;
     },
     // What the vtk.js image actor of a pane really draws (for tests and automation): its
     // slicing axis and slice, and that plane's world position read from the image data.
@@ -667,5 +697,9 @@
     link: link,
     setAxis: function (study, axis) { const st = panes.get(Number(study)); if (st) setAxis(st, axis, true); },
     usePreset: function (study, key) { const st = panes.get(Number(study)); if (st) usePreset(st, key); },
+    setSegmentation: function (study, i) {
+      const st = panes.get(Number(study));
+      if (st) setSegmentation(st, i);
+    },
   };
 })();

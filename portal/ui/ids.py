@@ -73,6 +73,7 @@ class Pane(enum.StrEnum):
     PICK_MARKER = "pane-pick-marker"
     BADGE = "pane-badge"
     IMAGE_READER = "pane-image-reader"
+    LABEL_READER = "pane-label-reader"
     VOLUME = "pane-volume"
     VOLUME_TEXT = "pane-volume-text"
 

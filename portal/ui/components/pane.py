@@ -103,7 +103,46 @@ def view_data(study_id: int, meta: dict[str, Any]) -> dict[str, Any]:
             {"value": lab["value"], "name": lab["name"], "color": list(lab["color"])}
             for lab in meta.get("labels", [])
         ],
+        "segmentations": _segmentations(study_id, meta),
     }
+
+
+def _segmentations(study_id: int, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The study's segmentations as the pane offers them: name, label preview URL, labels
+    (with volumes); the first is the one `labels.vti` shows."""
+    if not meta.get("labels"):
+        return []
+    found = meta.get("segmentations") or []
+    if not found:
+        return [
+            {
+                "id": None,
+                "name": "Segmentation",
+                "url": preview_url(study_id, "labels.vti"),
+                "labels": [dict(lab, volume_ml=None) for lab in meta["labels"]],
+            }
+        ]
+    return [
+        {
+            "id": seg["id"],
+            "name": seg["name"],
+            "url": (
+                preview_url(study_id, "labels.vti")
+                if i == 0
+                else f"/api/v1/studies/{study_id}/segmentations/{seg['id']}/labels.vti"
+            ),
+            "labels": [
+                {
+                    "value": lab["value"],
+                    "name": lab["name"],
+                    "color": list(lab["color"]),
+                    "volume_ml": lab.get("volume_ml"),
+                }
+                for lab in seg["labels"]
+            ],
+        }
+        for i, seg in enumerate(found)
+    ]
 
 
 def _window_property(view: dict[str, Any]) -> dict[str, float]:
@@ -138,15 +177,16 @@ def slice_children(
             ),
         )
     ]
-    if view["labels"]:
+    if view["segmentations"]:
         children.append(
             dash_vtk.SliceRepresentation(
                 id=pane_id(Pane.LABEL_SLICE, study_id),
                 kSlice=k_slice,
                 actor={"visibility": visible},
                 children=dash_vtk.Reader(
+                    id=pane_id(Pane.LABEL_READER, study_id),
                     vtkClass="vtkXMLImageDataReader",
-                    url=preview_url(study_id, "labels.vti"),
+                    url=view["segmentations"][0]["url"],
                     resetCameraOnUpdate=False,
                 ),
             )
@@ -215,23 +255,25 @@ def pane(
     mid = nk // 2 if k_slice is None else min(max(int(k_slice), 0), max(nk - 1, 0))
     three_d = surfaces is not None and not meta.get("rgb")
     status = item["state"]
-    volumes = {
-        lab["value"]: lab.get("volume_ml")
-        for seg in detail.get("segmentations", [])[:1]
-        for lab in seg["labels"]
-    }
     legend = [
-        html.Button(
+        html.Div(
             [
-                html.I(style={"background": "rgb({},{},{})".format(*lab["color"])}),
-                lab["name"],
-                html.Span(_ml(volumes.get(lab["value"])), className="legend-ml"),
+                html.Button(
+                    [
+                        html.I(style={"background": "rgb({},{},{})".format(*lab["color"])}),
+                        lab["name"],
+                        html.Span(_ml(lab.get("volume_ml")), className="legend-ml"),
+                    ],
+                    className="legend-item",
+                    title="Show or hide this label",
+                    **{"data-label": str(lab["value"])},
+                )
+                for lab in seg["labels"]
             ],
-            className="legend-item",
-            title="Show or hide this label",
-            **{"data-label": str(lab["value"])},
+            className="legend-seg" + ("" if i == 0 else " hidden"),
+            **{"data-seg": str(i)},
         )
-        for lab in view["labels"]
+        for i, seg in enumerate(view["segmentations"])
     ]
     camera = CORONAL_3D_CAMERA if three_d else AXIAL_CAMERA
     return html.Div(
@@ -373,7 +415,32 @@ def _tools(view: dict[str, Any]) -> html.Div:
                 className="tool-group wl-menu",
             )
         )
-    if view["labels"]:
+    segmentations = view["segmentations"]
+    if len(segmentations) > 1:
+        children.append(
+            html.Details(
+                [
+                    html.Summary(
+                        segmentations[0]["name"],
+                        className="seg-current",
+                        title="Which segmentation is overlaid",
+                    ),
+                    html.Div(
+                        [
+                            html.Button(
+                                seg["name"],
+                                className="tool seg-choice" + (" on" if i == 0 else ""),
+                                **{"data-seg": str(i)},
+                            )
+                            for i, seg in enumerate(segmentations)
+                        ],
+                        className="wl-list",
+                    ),
+                ],
+                className="tool-group wl-menu seg-menu",
+            )
+        )
+    if segmentations:
         children.append(
             html.Div(
                 className="tool-group overlay-tools",
