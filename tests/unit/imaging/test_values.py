@@ -68,28 +68,40 @@ def test_scaled_ct_in_las_order_gives_hounsfield_units(tmp_path, slope, inter, d
     assert values.meta("CT", None)["units"] == "HU"
 
 
+def check_hu_at_world_points(
+    path: Path,
+    values: np.ndarray,
+    origin_mm: tuple[float, float, float],
+    spacing_mm: tuple[float, float, float],
+) -> int:
+    """Assert that axial preview voxels of a one-slice DICOM file hold pydicom's modality
+    LUT output at the same patient position, found from the header alone; return how
+    many voxels were compared."""
+    ds = pydicom.dcmread(path)
+    hu = apply_modality_lut(ds.pixel_array, ds)
+    position = np.asarray(ds.ImagePositionPatient, float)
+    row_cos = np.asarray(ds.ImageOrientationPatient[:3], float)
+    col_cos = np.asarray(ds.ImageOrientationPatient[3:], float)
+    d_row, d_col = (float(v) for v in ds.PixelSpacing)
+    ni, nj, _ = values.shape
+    checked = 0
+    for i in range(0, ni, 7):
+        for j in range(0, nj, 5):
+            ras = np.asarray(origin_mm) + np.array([i, j, 0]) * np.asarray(spacing_mm)
+            lps = ras * (-1.0, -1.0, 1.0)
+            column = round(float((lps - position) @ row_cos) / d_col)
+            row = round(float((lps - position) @ col_cos) / d_row)
+            assert values[i, j, 0] == hu[row, column], (i, j, row, column)
+            checked += 1
+    return checked
+
+
 def test_dicom_ct_values_are_pydicom_modality_lut_at_the_same_world_point():
     path = Path(get_testdata_file("CT_small.dcm", download=False))
     (series,) = find_dicom_series([path])
     preview = build_preview(read_dicom_series(series))
     values = value_preview(preview)
-    ds = pydicom.dcmread(path)
-    hu = apply_modality_lut(ds.pixel_array, ds)
-    # Each preview voxel's world point, taken back to (row, column) from the header alone.
-    position = np.asarray(ds.ImagePositionPatient, float)
-    row_cos = np.asarray(ds.ImageOrientationPatient[:3], float)
-    col_cos = np.asarray(ds.ImageOrientationPatient[3:], float)
-    d_row, d_col = (float(v) for v in ds.PixelSpacing)
-    ni, nj, _ = preview.shape
-    checked = 0
-    for i in range(0, ni, 7):
-        for j in range(0, nj, 5):
-            ras = np.asarray(preview.origin_mm) + np.array([i, j, 0]) * preview.spacing_mm
-            lps = ras * (-1.0, -1.0, 1.0)
-            column = round(float((lps - position) @ row_cos) / d_col)
-            row = round(float((lps - position) @ col_cos) / d_row)
-            assert values.values[i, j, 0] == hu[row, column]
-            checked += 1
+    checked = check_hu_at_world_points(path, values.values, preview.origin_mm, preview.spacing_mm)
     assert checked > 300
     assert values.values.dtype == np.int16
     assert values.default_window == CT_DEFAULT_WINDOW
