@@ -122,8 +122,56 @@ def _paths() -> dict[str, Schema]:
                         "path",
                         {
                             "type": "string",
-                            "enum": ["image.vti", "labels.vti", "thumb.png", "mosaic.png"],
+                            "enum": [
+                                "image.vti",
+                                "values.vti",
+                                "labels.vti",
+                                "thumb.png",
+                                "mosaic.png",
+                            ],
                         },
+                        "Which preview: `image.vti` grey levels windowed at import (uint8); "
+                        "`values.vti` the same voxels in real units (HU for CT; int16, or "
+                        "float32 when not whole numbers within int16; not for colour "
+                        "images), made on first request for older studies; `labels.vti` the "
+                        "first segmentation as RGBA; PNG thumbnail and mosaic. All `.vti` "
+                        "share one grid (closest-canonical RAS, origin and spacing in mm).",
+                    ),
+                ],
+            )
+        },
+        "/api/v1/studies/{study_id}/volumes/{index}/values.vti": {
+            "get": op(
+                "Volume `index` of a study in real units as a gzip `.vti` (made on first "
+                "request), on the grid of `values.vti`.",
+                {"200": file_response("The volume.", "application/octet-stream")},
+                params=[study, path_id("index")],
+            )
+        },
+        "/api/v1/studies/{study_id}/segmentations/{segmentation_id}/{name}": {
+            "get": op(
+                "One segmentation of the study on its preview grid: `labels.vti` (RGBA, "
+                "colours of the segmentation's label table, alpha 0 off labels) or "
+                "`surfaces.json` (one mesh per label). 404 for a segmentation of another "
+                "study.",
+                {
+                    "200": {
+                        "description": "The preview.",
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            },
+                            "application/json": {"schema": arr({"type": "object"})},
+                        },
+                    }
+                },
+                params=[
+                    study,
+                    path_id("segmentation_id"),
+                    param(
+                        "name",
+                        "path",
+                        {"type": "string", "enum": ["labels.vti", "surfaces.json"]},
                         "Which preview.",
                     ),
                 ],

@@ -24,6 +24,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PREVIEW_TYPES = {
     "image.vti": "application/octet-stream",
+    "values.vti": "application/octet-stream",
     "labels.vti": "application/octet-stream",
     "thumb.png": "image/png",
     "mosaic.png": "image/png",
@@ -138,10 +139,23 @@ def preview(study_id: int, name: str) -> Response:
 
     The `.vti` files are stored gzip-compressed (made once at import) and sent as-is with
     `Content-Encoding: gzip`, so the browser inflates them off the main thread.
+    `values.vti` (real units, HU for CT) of a study imported before it existed is made
+    from the stored original on first request.
     """
     if name not in PREVIEW_TYPES:
         abort(404)
     p = portal()
+    if name == "values.vti":
+        with p.db.session() as s:
+            path = viewer.values_preview(
+                s,
+                principal(),
+                p.settings.store_dir,
+                p.settings.preview_dir,
+                study_id,
+                max_voxels=p.settings.max_voxels,
+            )
+        return _gzip_file_response(path, PREVIEW_TYPES[name])
     with p.db.session() as s:
         uid = catalog.open_study(s, principal(), study_id, f"preview:{name}").uid
     stored = name + ".gz" if name.endswith(".vti") else name
@@ -178,6 +192,50 @@ def volume_image(study_id: int, index: int) -> Response:
             max_voxels=p.settings.max_voxels,
         )
     return _gzip_file_response(path, PREVIEW_TYPES["image.vti"])
+
+
+@bp.get("/studies/<int:study_id>/volumes/<int:index>/values.vti")
+def volume_values(study_id: int, index: int) -> Response:
+    """Volume `index` of a study in real units as a gzip `.vti` (made on first request)."""
+    p = portal()
+    with p.db.session() as s:
+        path = viewer.values_preview(
+            s,
+            principal(),
+            p.settings.store_dir,
+            p.settings.preview_dir,
+            study_id,
+            index,
+            max_voxels=p.settings.max_voxels,
+        )
+    return _gzip_file_response(path, PREVIEW_TYPES["values.vti"])
+
+
+SEGMENTATION_PREVIEWS = {"labels.vti": "labels.vti.gz", "surfaces.json": "surfaces.json"}
+
+
+@bp.get("/studies/<int:study_id>/segmentations/<int:segmentation_id>/<name>")
+def segmentation_preview(study_id: int, segmentation_id: int, name: str) -> Response:
+    """One segmentation's RGBA label preview (`labels.vti`) or label meshes (`surfaces.json`)
+    on the study's preview grid; made on first request for all but the first."""
+    if name not in SEGMENTATION_PREVIEWS:
+        abort(404)
+    p = portal()
+    with p.db.session() as s:
+        path = viewer.segmentation_preview(
+            s,
+            principal(),
+            p.settings.store_dir,
+            p.settings.preview_dir,
+            study_id,
+            segmentation_id,
+            SEGMENTATION_PREVIEWS[name],
+        )
+    if name == "labels.vti":
+        return _gzip_file_response(path, PREVIEW_TYPES["labels.vti"])
+    response = send_file(path, mimetype="application/json", conditional=True)
+    response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 def _gzip_file_response(path: Path, mimetype: str) -> Response:

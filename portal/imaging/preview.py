@@ -32,6 +32,8 @@ __all__ = [
     "Preview",
     "build_preview",
     "label_surfaces",
+    "labels_on_preview_grid",
+    "preview_step",
     "mosaic_png",
     "mosaic_slice_indices",
     "overlay_mosaic_png",
@@ -65,6 +67,9 @@ class Preview:
         Stride taken along ``i, j, k`` from the canonical volume.
     window : Window
         Value range of the source mapped to 0..255.
+    values : numpy.ndarray or None
+        The very voxels of ``image_u8`` before the window, in the source's own
+        units (rescale applied: HU for CT), source dtype; None for RGB.
     """
 
     image_u8: np.ndarray
@@ -74,6 +79,7 @@ class Preview:
     source_shape: tuple[int, int, int]
     step: tuple[int, int, int]
     window: Window = Window(0.0, 255.0)
+    values: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -87,12 +93,48 @@ class Preview:
         return self.image_u8.ndim == 4
 
 
+def preview_step(shape: Sequence[int], max_dim: int) -> tuple[int, int, int]:
+    """Stride along ``i, j, k`` of a canonical volume of `shape` so no axis exceeds `max_dim`.
+
+    The smallest integer per axis that achieves it.
+
+    Examples
+    --------
+    >>> preview_step((197, 233, 189), 96)
+    (3, 3, 2)
+    """
+    if max_dim < 1:
+        raise ValueError(f'Argument "max_dim" must be positive, got {max_dim}.')
+    si, sj, sk = (max(1, math.ceil(int(n) / max_dim)) for n in shape[:3])
+    return si, sj, sk
+
+
+def labels_on_preview_grid(
+    labels: np.ndarray, affine_ras: np.ndarray, step: Sequence[int]
+) -> np.ndarray:
+    """A label map on its image's grid taken to that image's preview grid.
+
+    Reoriented like :func:`~portal.imaging.volume.to_closest_canonical` reorients the
+    image (from the image's own affine) and strided by `step`, exactly as
+    :func:`build_preview` does, so several segmentations of one study share its grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint16, contiguous, canonical RAS ``(i, j, k)``.
+    """
+    si, sj, sk = (int(n) for n in step)
+    reoriented = reorient_labels_like(labels, affine_ras)
+    return np.ascontiguousarray(reoriented[::si, ::sj, ::sk], dtype=np.uint16)
+
+
 def build_preview(
     volume: Volume,
     labels: np.ndarray | None = None,
     *,
     max_dim: int = 192,
     window: Window | None = None,
+    step: Sequence[int] | None = None,
 ) -> Preview:
     """Reorient to closest canonical, downsample and window a volume.
 
@@ -110,6 +152,9 @@ def build_preview(
         Defaults to :func:`~portal.imaging.windowing.default_window`
         (level 40 / width 400 HU for CT, 0.5-99.5 percentiles of non-zero
         voxels otherwise).
+    step : sequence of int, optional
+        The stride along canonical ``i, j, k`` instead of the one `max_dim` gives: to
+        remake a file on the grid of a preview made earlier (under another setting).
 
     Returns
     -------
@@ -117,14 +162,16 @@ def build_preview(
     """
     if max_dim < 1:
         raise ValueError(f'Argument "max_dim" must be positive, got {max_dim}.')
+    if step is not None and (len(step) != 3 or min(int(n) for n in step) < 1):
+        raise ValueError(f'Argument "step" must be three positive integers, got {step!r}.')
     if labels is not None and labels.shape != volume.shape:
         raise ValueError(
             f'Argument "labels" must have the image shape {volume.shape}, got {labels.shape}.'
         )
     canonical = to_closest_canonical(volume)
-    step = tuple(max(1, math.ceil(n / max_dim)) for n in canonical.shape)
-    si, sj, sk = step
+    si, sj, sk = preview_step(canonical.shape, max_dim) if step is None else (int(n) for n in step)
     image = canonical.data[::si, ::sj, ::sk]
+    values = None
     if canonical.is_rgb:
         # Colour is shown as stored: a window over three channels would shift the hues.
         window = Window(0.0, 255.0)
@@ -132,10 +179,10 @@ def build_preview(
     else:
         window = window or default_window(image, canonical.modality)
         image_u8 = np.ascontiguousarray(apply_window(image, window))
+        values = image
     preview_labels = None
     if labels is not None:
-        reoriented = reorient_labels_like(labels, volume.affine_ras)
-        preview_labels = np.ascontiguousarray(reoriented[::si, ::sj, ::sk], dtype=np.uint16)
+        preview_labels = labels_on_preview_grid(labels, volume.affine_ras, (si, sj, sk))
     spacing = canonical.spacing_mm
     origin = canonical.affine_ras[:3, 3]
     return Preview(
@@ -146,6 +193,7 @@ def build_preview(
         source_shape=canonical.shape,
         step=(si, sj, sk),
         window=window,
+        values=values,
     )
 
 

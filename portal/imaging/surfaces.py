@@ -19,7 +19,7 @@ from portal.imaging.labels import Label, label_color
 if TYPE_CHECKING:
     from portal.imaging.preview import Preview
 
-__all__ = ["MAX_TRIANGLES", "encode_array", "label_surfaces"]
+__all__ = ["MAX_TRIANGLES", "encode_array", "grid_label_surfaces", "label_surfaces"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,19 +151,42 @@ def label_surfaces(preview: Preview, table: Sequence[Label]) -> list[dict[str, A
     """
     if preview.labels is None:
         return []
+    return grid_label_surfaces(preview.labels, preview.spacing_mm, preview.origin_mm, table)
+
+
+def grid_label_surfaces(
+    labels: np.ndarray,
+    spacing_mm: Sequence[float],
+    origin_mm: Sequence[float],
+    table: Sequence[Label],
+) -> list[dict[str, Any]]:
+    """:func:`label_surfaces` of a label map on a preview grid given by its geometry.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer labels, canonical RAS ``(i, j, k)`` on the preview grid.
+    spacing_mm, origin_mm : sequence of float
+        The grid's voxel size and the RAS position of voxel ``(0, 0, 0)``.
+    table : sequence of Label
+        Names and colours; values missing from it get a palette colour.
+
+    Returns
+    -------
+    list of dict
+        As :func:`label_surfaces`.
+    """
     by_value = {lab.value: lab for lab in table}
-    spacing = np.asarray(preview.spacing_mm, dtype=np.float32)
-    low_mm = np.asarray(preview.origin_mm, dtype=np.float32) - spacing / 2
-    high_mm = low_mm + np.asarray(preview.shape, dtype=np.float32) * spacing
+    spacing = np.asarray(spacing_mm, dtype=np.float32)
+    low_mm = np.asarray(origin_mm, dtype=np.float32) - spacing / 2
+    high_mm = low_mm + np.asarray(labels.shape[:3], dtype=np.float32) * spacing
     result = []
-    for value in np.unique(preview.labels):
+    for value in np.unique(labels):
         value = int(value)
         if value == 0:
             continue
         label = by_value.get(value, Label(value, f"label {value}", label_color(value)))
-        points, polys = _surface_arrays(
-            preview.labels == value, preview.spacing_mm, preview.origin_mm
-        )
+        points, polys = _surface_arrays(labels == value, spacing_mm, origin_mm)
         if polys.size == 0:
             continue
         # Smoothing can overshoot a flat face by a fraction of a voxel; keep

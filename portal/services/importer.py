@@ -7,7 +7,6 @@ takes back both. Re-importing the same bytes into the same project adds nothing.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import uuid
@@ -15,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,14 +24,11 @@ from portal.config import Settings
 from portal.db.models import Label as LabelRow
 from portal.db.models import Project, Segmentation, Study, Volume
 from portal.db.session import Database
-from portal.imaging.dicom import DicomSeries, find_dicom_series, read_dicom_series
 from portal.imaging.dicom_seg import read_dicom_seg
 from portal.imaging.errors import ImagingError
 from portal.imaging.label_tables import find_label_table
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
-from portal.imaging.mgh import read_mgh
-from portal.imaging.nifti import nifti_volume_count, read_nifti
-from portal.imaging.nrrd import read_nrrd
+from portal.imaging.nifti import nifti_volume_count
 from portal.imaging.preview import (
     build_preview,
     label_surfaces,
@@ -41,12 +37,15 @@ from portal.imaging.preview import (
     vti_bytes,
 )
 from portal.imaging.resample import grid_difference, resample_labels
+from portal.imaging.values import units_of
 from portal.imaging.volume import Volume as ImageVolume
 from portal.imaging.volume import check_same_grid
 from portal.imaging.windowing import Window
 from portal.services import audit
 from portal.services.catalog import ensure_project
 from portal.services.discovery import StudySource, discover, volume_kind, volume_stem
+from portal.services.originals import SourceHeader, read_image
+from portal.services.previews import gzip_bytes, values_of
 from portal.services.review import ensure_items
 from portal.services.segmentations import read_label_file
 from portal.services.store import StoreTransaction, combined_hash, file_sha256
@@ -101,35 +100,6 @@ class ImportReport:
         self.notes += other.notes
 
 
-def _read_image(source: StudySource, max_voxels: int) -> tuple[ImageVolume, str]:
-    """Read the image; return it with the patient name from the DICOM header, if any."""
-    path = source.image_paths[0]
-    if source.kind == "nifti":
-        return read_nifti(path, max_voxels=max_voxels), ""
-    if source.kind == "mgh":
-        return read_mgh(path, max_voxels=max_voxels), ""
-    if source.kind == "nrrd":
-        return read_nrrd(path, max_voxels=max_voxels), ""
-    if source.series_uid:
-        # discover() already grouped these files by reading their headers: reuse that.
-        series = DicomSeries(
-            series_uid=source.series_uid,
-            paths=list(source.image_paths),
-            modality=source.modality,
-            description=source.name,
-        )
-    else:  # files named by the caller (the demo): group them here
-        found = find_dicom_series(source.image_paths)
-        if len(found) != 1:
-            raise ImagingError(path, f"expected one DICOM series, found {len(found)}")
-        series = found[0]
-    volume = read_dicom_series(series, max_voxels=max_voxels)
-    header = pydicom.dcmread(
-        series.paths[0], stop_before_pixels=True, specific_tags=["PatientName"]
-    )
-    return volume, str(header.get("PatientName", "") or "")
-
-
 def _already_imported(session: Session, project_name: str, source_hash: str) -> bool:
     stmt = (
         select(Study.id)
@@ -140,30 +110,42 @@ def _already_imported(session: Session, project_name: str, source_hash: str) -> 
 
 
 def _preview_files(
-    volume: ImageVolume, labels: np.ndarray | None, table: list[Label], max_dim: int
+    volume: ImageVolume,
+    header: SourceHeader,
+    modality: str,
+    labels: np.ndarray | None,
+    table: list[Label],
+    max_dim: int,
 ) -> tuple[dict[str, bytes], Window]:
     """The browser payloads of a study (gzip .vti volumes, thumbnail, surfaces, metadata)
     and the window the grey levels were made with."""
     preview = build_preview(volume, labels, max_dim=max_dim)
+    meta: dict[str, Any] = {
+        "shape": list(preview.shape),
+        "spacing_mm": list(preview.spacing_mm),
+        "origin_mm": list(preview.origin_mm),
+        "step": list(preview.step),
+        "rgb": preview.is_rgb,
+        "window": [preview.window.low, preview.window.high],
+        "labels": [
+            {"value": lab.value, "name": lab.name, "color": list(lab.color)} for lab in table
+        ],
+        "modality": modality,
+        "units": units_of(modality),
+    }
     files = {
         "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),
         "thumb.png": thumbnail_png(preview, table or None),
         "mosaic.png": mosaic_png(preview, table or None),
-        "meta.json": json.dumps(
-            {
-                "shape": list(preview.shape),
-                "spacing_mm": list(preview.spacing_mm),
-                "origin_mm": list(preview.origin_mm),
-                "step": list(preview.step),
-                "rgb": preview.is_rgb,
-                "window": [preview.window.low, preview.window.high],
-                "labels": [
-                    {"value": lab.value, "name": lab.name, "color": list(lab.color)}
-                    for lab in table
-                ],
-            }
-        ).encode(),
     }
+    if not preview.is_rgb:
+        value_min, value_max = _value_range(volume)
+        values = values_of(preview, (value_min or 0.0, value_max or 0.0), header)
+        files["values.vti.gz"] = _gzip(
+            vti_bytes(values.values, preview.spacing_mm, preview.origin_mm)
+        )
+        meta.update(values.meta(modality, header.frame_of_reference))
+    files["meta.json"] = json.dumps(meta).encode()
     if preview.labels is not None:
         rgba = labels_to_rgba(preview.labels, table)
         files["labels.vti.gz"] = _gzip(vti_bytes(rgba, preview.spacing_mm, preview.origin_mm))
@@ -183,7 +165,7 @@ def _voxel_mm3(volume: ImageVolume) -> float:
 
 def _gzip(data: bytes) -> bytes:
     # Level 6 once at import; mtime=0 keeps the bytes reproducible.
-    return gzip.compress(data, compresslevel=6, mtime=0)
+    return gzip_bytes(data)
 
 
 @dataclass
@@ -264,7 +246,7 @@ def import_study(
     """
     report = ImportReport()
     try:
-        volume, patient_name = _read_image(source, settings.max_voxels)
+        volume, header = read_image(source, settings.max_voxels)
         label_map = (
             _labels_on_grid(source, volume, settings) if source.label_path is not None else None
         )
@@ -286,7 +268,10 @@ def import_study(
     labels = label_map.labels if label_map is not None else None
     counts = label_counts(labels) if labels is not None else {}
     table = _full_table(label_map.table if label_map else [], counts, source.label_names)
-    previews, window = _preview_files(volume, labels, table, settings.preview_max_dim)
+    modality = (source.modality or volume.modality or "OT").upper()[:16]
+    previews, window = _preview_files(
+        volume, header, modality, labels, table, settings.preview_max_dim
+    )
     notes = [*volume.notes, *(label_map.notes if label_map else [])]
     volume_count = nifti_volume_count(source.image_paths[0]) if source.kind == "nifti" else 1
     if volume_count > 1:
@@ -309,8 +294,8 @@ def import_study(
                 uid=study_uid,
                 project_id=project.id,
                 name=source.name[:255],
-                patient_name=patient_name[:255],
-                modality=(source.modality or volume.modality or "OT").upper()[:16],
+                patient_name=header.patient_name[:255],
+                modality=modality,
                 dim_i=volume.shape[0],
                 dim_j=volume.shape[1],
                 dim_k=volume.shape[2],

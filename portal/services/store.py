@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +18,7 @@ from types import TracebackType
 CHUNK = 1 << 20
 PREVIEW_FILES = (
     "image.vti.gz",
+    "values.vti.gz",
     "labels.vti.gz",
     "thumb.png",
     "mosaic.png",
@@ -115,3 +117,33 @@ def preview_file(preview_dir: Path, study_uid: str, name: str) -> Path:
     if name not in PREVIEW_FILES:
         raise ValueError(f"unknown preview file {name!r}")
     return preview_dir / study_uid / name
+
+
+#: Files of one segmentation's preview, under ``<study uid>/segmentations/<id>/``.
+SEGMENTATION_PREVIEW_FILES = ("labels.vti.gz", "surfaces.json")
+
+
+def segmentation_preview_file(
+    preview_dir: Path, study_uid: str, segmentation_id: int, name: str
+) -> Path:
+    """Path of one preview file of a study's segmentation (the caller has checked access)."""
+    if name not in SEGMENTATION_PREVIEW_FILES:
+        raise ValueError(f"unknown segmentation preview file {name!r}")
+    return preview_dir / study_uid / "segmentations" / str(int(segmentation_id)) / name
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a whole file under a temporary name, then rename it into place.
+
+    Two workers writing the same file at once both write whole files and one wins;
+    a reader never sees a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

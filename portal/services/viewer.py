@@ -11,20 +11,39 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from portal.db.models import Segmentation
 from portal.imaging.nifti import read_nifti
 from portal.imaging.preview import build_preview
+from portal.imaging.values import units_of
 from portal.imaging.vti import vti_bytes
 from portal.imaging.windowing import Window
+from portal.services import previews
 from portal.services.auth import Principal
 from portal.services.catalog import open_study, study_detail
 from portal.services.errors import NotFound
+from portal.services.segmentations import MAX_VOXELS
 from portal.services.store import preview_file
 
 
 def pane_data(
-    session: Session, principal: Principal, preview_dir: Path, study_id: int
+    session: Session,
+    principal: Principal,
+    preview_dir: Path,
+    study_id: int,
+    *,
+    store_dir: Path | None = None,
+    max_voxels: int = MAX_VOXELS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(detail, preview meta) of a study `principal` may see.
+
+    The meta is ``meta.json`` (grid, window, label table) with the keys of the
+    real-unit preview ``values.vti`` (``modality``, ``units``, ``value_range``,
+    ``auto_window``, ``default_window``, ``invert``, ``frame_of_reference``,
+    ``values_dtype``; see :mod:`portal.services.previews`) and ``segmentations``
+    (``[{id, name, labels: [{value, name, color, volume_ml}]}]``, the first being the
+    one ``labels.vti`` shows). Given `store_dir`, a study imported before
+    ``values.vti`` existed gets it now (read back from its original); without it such
+    a study's meta lacks the value keys.
 
     Raises
     ------
@@ -32,8 +51,63 @@ def pane_data(
         If the study is not visible to `principal`.
     """
     study = open_study(session, principal, study_id, "pane")
-    meta = json.loads(preview_file(preview_dir, study.uid, "meta.json").read_text())
+    if store_dir is not None:
+        meta = previews.study_meta(study, store_dir, preview_dir, max_voxels)
+    else:
+        meta = json.loads(preview_file(preview_dir, study.uid, "meta.json").read_text())
+        meta.setdefault("modality", study.modality)
+        meta.setdefault("units", units_of(study.modality))
+    meta["segmentations"] = previews.segmentation_entries(study)
     return study_detail(study), meta
+
+
+def values_preview(
+    session: Session,
+    principal: Principal,
+    store_dir: Path,
+    preview_dir: Path,
+    study_id: int,
+    index: int = 0,
+    *,
+    max_voxels: int = MAX_VOXELS,
+) -> Path:
+    """The gzip real-unit ``.vti`` of volume `index` (0 for 3-D studies), made on first use.
+
+    Raises
+    ------
+    NotFound
+        If the study is not visible to `principal`, is a colour image, or has no
+        volume `index`.
+    """
+    via = "preview:values.vti" if index == 0 else f"volume:{index}:values"
+    study = open_study(session, principal, study_id, via)
+    if not 0 <= index < study.volume_count:
+        raise NotFound(f"study {study_id} has no volume {index}")
+    return previews.volume_values(study, store_dir, preview_dir, index, max_voxels)
+
+
+def segmentation_preview(
+    session: Session,
+    principal: Principal,
+    store_dir: Path,
+    preview_dir: Path,
+    study_id: int,
+    segmentation_id: int,
+    name: str,
+) -> Path:
+    """``labels.vti.gz`` or ``surfaces.json`` of one segmentation of a visible study.
+
+    Raises
+    ------
+    NotFound
+        If the study is not visible to `principal`, or the segmentation is not one of
+        its own (a segmentation of another study answers like a missing one).
+    """
+    study = open_study(session, principal, study_id, f"segmentation:{segmentation_id}:{name}")
+    segmentation = session.get(Segmentation, segmentation_id)
+    if segmentation is None or segmentation.study_id != study.id:
+        raise NotFound(f"study {study_id} has no segmentation {segmentation_id}")
+    return previews.segmentation_preview(study, segmentation, store_dir, preview_dir, name)
 
 
 def label_surfaces(

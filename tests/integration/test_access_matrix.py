@@ -129,6 +129,8 @@ EXPECTED_API_ROUTES = {
     ("GET", "/api/v1/studies/<int:study_id>"),
     ("GET", "/api/v1/studies/<int:study_id>/preview/<name>"),
     ("GET", "/api/v1/studies/<int:study_id>/volumes/<int:index>/image.vti"),
+    ("GET", "/api/v1/studies/<int:study_id>/volumes/<int:index>/values.vti"),
+    ("GET", "/api/v1/studies/<int:study_id>/segmentations/<int:segmentation_id>/<name>"),
     ("GET", "/api/v1/studies/<int:study_id>/review"),
     ("POST", "/api/v1/review-items/<int:item_id>/reads"),
     ("POST", "/api/v1/review-items/<int:item_id>/transitions"),
@@ -244,7 +246,7 @@ def _middle(data: bytes, size: int = 48) -> bytes:
 
 def _blobs(settings: Settings, uid: str) -> list[bytes]:
     blobs = []
-    for name in ("image.vti.gz", "labels.vti.gz", "thumb.png", "mosaic.png"):
+    for name in ("image.vti.gz", "values.vti.gz", "labels.vti.gz", "thumb.png", "mosaic.png"):
         path = preview_file(settings.preview_dir, uid, name)
         if path.exists():
             raw = path.read_bytes()
@@ -458,6 +460,13 @@ API_CALLS: dict[tuple[str, str], ApiCall] = {
     ("GET", "/api/v1/studies/<int:study_id>"): ApiCall(Need.SEE),
     ("GET", "/api/v1/studies/<int:study_id>/preview/<name>"): ApiCall(Need.SEE),
     ("GET", "/api/v1/studies/<int:study_id>/volumes/<int:index>/image.vti"): ApiCall(Need.SEE),
+    ("GET", "/api/v1/studies/<int:study_id>/volumes/<int:index>/values.vti"): ApiCall(Need.SEE),
+    # The study's own first segmentation (the forged target: ids that exist nowhere);
+    # another study's segmentation under a visible study: test_value_previews.py.
+    (
+        "GET",
+        "/api/v1/studies/<int:study_id>/segmentations/<int:segmentation_id>/<name>",
+    ): ApiCall(Need.SEE),
     ("GET", "/api/v1/studies/<int:study_id>/review"): ApiCall(Need.SEE),
     ("POST", "/api/v1/review-items/<int:item_id>/reads"): ApiCall(Need.READ, _reads),
     ("POST", "/api/v1/review-items/<int:item_id>/transitions"): ApiCall(Need.READ, _transition),
@@ -504,6 +513,8 @@ def _path_values(t: Target) -> dict[str, object]:
 
 def _url(rule: Rule, t: Target) -> str:
     values = _path_values(t)
+    if "/segmentations/<int:segmentation_id>/" in rule.rule:
+        values["name"] = "labels.vti"  # a study's segmentation previews
     missing = set(rule.arguments) - set(values)
     assert not missing, f"{rule.rule}: say which value the matrix sends for {missing}"
     return rule.build({k: values[k] for k in rule.arguments}, append_unknown=False)[1]
