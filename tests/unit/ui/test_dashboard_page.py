@@ -76,5 +76,11 @@ def test_pane_links_the_printable_report() -> None:
         "review_status": "unreviewed",
         "review_reason": "",
     }
-    text = str(pane(detail, {"shape": [10, 10, 4], "labels": []}, _review()).to_plotly_json())
+    text = str(
+        pane(
+            detail,
+            {"shape": [10, 10, 4], "spacing_mm": [1, 1, 1], "origin_mm": [0, 0, 0], "labels": []},
+            _review(),
+        ).to_plotly_json()
+    )
     assert "/reports/study/7" in text and "_blank" in text

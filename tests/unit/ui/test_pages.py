@@ -47,7 +47,12 @@ def test_pane_carries_study_id_and_one_view() -> None:
         "review_status": "unreviewed",
         "review_reason": "",
     }
-    meta = {"shape": [10, 10, 4], "labels": [{"value": 1, "name": "a", "color": [1, 2, 3]}]}
+    meta = {
+        "shape": [10, 10, 4],
+        "spacing_mm": [1, 1, 1],
+        "origin_mm": [0, 0, 0],
+        "labels": [{"value": 1, "name": "a", "color": [1, 2, 3]}],
+    }
     tree = pane(detail, meta, _review()).to_plotly_json()
     assert tree["props"]["data-study-id"] == "7"
     text = str(tree)
@@ -91,7 +96,7 @@ def test_pane_opens_on_a_requested_slice_or_in_3d() -> None:
         "dimensions": "10×10×40",
         "orientation": "RAS",
     }
-    meta = {"shape": [10, 10, 40], "labels": []}
+    meta = {"shape": [10, 10, 40], "spacing_mm": [1, 1, 1], "origin_mm": [0, 0, 0], "labels": []}
     plain = pane(detail, meta, _review()).to_plotly_json()
     assert _find(plain, pane_id(Pane.SLIDER, 7))["value"] == 20
     on_slice = pane(detail, meta, _review(), k_slice=33).to_plotly_json()
@@ -103,7 +108,9 @@ def test_pane_opens_on_a_requested_slice_or_in_3d() -> None:
     three_d = pane(detail, meta, _review(), surfaces=[]).to_plotly_json()
     assert three_d["props"]["className"] == "pane mode-3d"
     assert _find(three_d, pane_id(Pane.MODE, 7))["value"] == "3d"
-    assert "VolumeRepresentation" in str(three_d) and "SliceRepresentation" not in str(three_d)
+    # 3D: the volume rendering, and the current 2D slice plane (one image slice, no labels).
+    assert "VolumeRepresentation" in str(three_d)
+    assert str(three_d).count("SliceRepresentation(") == 1
 
 
 def test_requested_layout_fixes_the_grid_and_pages_keep_it() -> None:
