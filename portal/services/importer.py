@@ -116,9 +116,10 @@ def _preview_files(
     labels: np.ndarray | None,
     table: list[Label],
     max_dim: int,
+    value_range: tuple[float | None, float | None],
 ) -> tuple[dict[str, bytes], Window]:
     """The browser payloads of a study (gzip .vti volumes, thumbnail, surfaces, metadata)
-    and the window the grey levels were made with."""
+    and the window the grey levels were made with; `value_range` is the whole volume's."""
     preview = build_preview(volume, labels, max_dim=max_dim)
     meta: dict[str, Any] = {
         "shape": list(preview.shape),
@@ -139,7 +140,7 @@ def _preview_files(
         "mosaic.png": mosaic_png(preview, table or None),
     }
     if not preview.is_rgb:
-        value_min, value_max = _value_range(volume)
+        value_min, value_max = value_range
         values = values_of(preview, (value_min or 0.0, value_max or 0.0), header)
         files["values.vti.gz"] = _gzip(
             vti_bytes(values.values, preview.spacing_mm, preview.origin_mm)
@@ -269,8 +270,15 @@ def import_study(
     counts = label_counts(labels) if labels is not None else {}
     table = _full_table(label_map.table if label_map else [], counts, source.label_names)
     modality = (source.modality or volume.modality or "OT").upper()[:16]
+    value_min, value_max = _value_range(volume)
     previews, window = _preview_files(
-        volume, header, modality, labels, table, settings.preview_max_dim
+        volume,
+        header,
+        modality,
+        labels,
+        table,
+        settings.preview_max_dim,
+        (value_min, value_max),
     )
     notes = [*volume.notes, *(label_map.notes if label_map else [])]
     volume_count = nifti_volume_count(source.image_paths[0]) if source.kind == "nifti" else 1
@@ -278,7 +286,6 @@ def import_study(
         notes.append(
             f"4-D: {volume_count} volumes; the first is shown, the others one by one in the pane"
         )
-    value_min, value_max = _value_range(volume)
     where = str(source.image_paths[0])
 
     with db.session() as session:

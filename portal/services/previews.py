@@ -35,6 +35,7 @@ __all__ = [
     "gzip_bytes",
     "segmentation_entries",
     "segmentation_preview",
+    "stored_step",
     "study_meta",
     "values_of",
     "volume_values",
@@ -76,6 +77,11 @@ def _read_meta(preview_dir: Path, study: Study) -> dict[str, Any]:
 def _step(meta: dict[str, Any]) -> tuple[int, int, int]:
     i, j, k = (int(n) for n in meta["step"])
     return i, j, k
+
+
+def stored_step(preview_dir: Path, study: Study) -> tuple[int, int, int]:
+    """The stride of the study's preview grid, as made at import (from ``meta.json``)."""
+    return _step(_read_meta(preview_dir, study))
 
 
 def _stored_window(study: Study, meta: dict[str, Any]) -> Window | None:

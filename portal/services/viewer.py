@@ -160,7 +160,9 @@ def volume_preview(
     window = None
     if study.window_level is not None and study.window_width is not None:
         window = Window.from_level_width(study.window_level, study.window_width)
-    preview = build_preview(volume, max_dim=max_dim, window=window)
+    # On the stored grid of volume 0 (and of values.vti), whatever max_dim is today.
+    step = previews.stored_step(preview_dir, study)
+    preview = build_preview(volume, max_dim=max_dim, window=window, step=step)
     payload = gzip.compress(
         vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm), 6, mtime=0
     )

@@ -317,3 +317,21 @@ def test_access_is_checked_on_every_new_route(world: World) -> None:
     expected = img.get_fdata()[:: step[0], :: step[1], :: step[2], 1]
     np.testing.assert_allclose(four_d.array, expected, rtol=1e-6)
     _same_grid(four_d, _vti(_fetch(root, f"/api/v1/studies/{other}/preview/image.vti")))
+
+
+def test_volumes_made_later_keep_the_stored_grid_when_the_size_setting_changed(
+    world: World,
+) -> None:
+    settings = Settings(data_dir=world.settings.data_dir, secret_key="k", preview_max_dim=16)
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        login(client, "root")
+        other = world.ids["other"]
+        grid = _vti(_fetch(client, f"/api/v1/studies/{other}/preview/image.vti"))
+        assert max(grid.array.shape) > 16  # made at import under the default setting
+        for name in ("image.vti", "values.vti"):
+            later = _vti(_fetch(client, f"/api/v1/studies/{other}/volumes/1/{name}"))
+            _same_grid(later, grid)
+    finally:
+        app.extensions["portal"].db.dispose()
