@@ -112,7 +112,14 @@ def register(app: Dash) -> None:
         try:
             with p.db.session() as s:
                 # Re-checks access: a pane id in the request is not proof of permission.
-                detail, meta = viewer.pane_data(s, principal(), p.settings.preview_dir, study_id)
+                detail, meta = viewer.pane_data(
+                    s,
+                    principal(),
+                    p.settings.preview_dir,
+                    study_id,
+                    store_dir=p.settings.store_dir,
+                    max_voxels=p.settings.max_voxels,
+                )
                 surfaces = (
                     viewer.label_surfaces(s, principal(), p.settings.preview_dir, study_id)
                     if mode == "3d"

@@ -159,7 +159,14 @@ def register(app: Dash) -> None:
             with p.db.session() as s:
                 for sid in on_page:
                     try:
-                        detail, meta = viewer.pane_data(s, who, p.settings.preview_dir, sid)
+                        detail, meta = viewer.pane_data(
+                            s,
+                            who,
+                            p.settings.preview_dir,
+                            sid,
+                            store_dir=p.settings.store_dir,
+                            max_voxels=p.settings.max_voxels,
+                        )
                         study = review_data.study_review(s, who, sid, p.settings.store_dir)
                         k = None
                         if "slice_mm" in state:

@@ -107,6 +107,13 @@ def view_data(study_id: int, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rgb(color: str | list[int]) -> list[int]:
+    """`"#rrggbb"` (as the catalog stores colours) or `[r, g, b]` -> `[r, g, b]`."""
+    if isinstance(color, str):
+        return [int(color[i : i + 2], 16) for i in (1, 3, 5)]
+    return [int(c) for c in color]
+
+
 def _segmentations(study_id: int, meta: dict[str, Any]) -> list[dict[str, Any]]:
     """The study's segmentations as the pane offers them: name, label preview URL, labels
     (with volumes); the first is the one `labels.vti` shows."""
@@ -135,7 +142,7 @@ def _segmentations(study_id: int, meta: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "value": lab["value"],
                     "name": lab["name"],
-                    "color": list(lab["color"]),
+                    "color": _rgb(lab["color"]),
                     "volume_ml": lab.get("volume_ml"),
                 }
                 for lab in seg["labels"]
