@@ -35,6 +35,7 @@
   const link = { position: true, window: false, axis: false };
   const panes = new Map(); // study id -> state
   const labelCache = new WeakMap(); // label vtkImageData -> {index, edges, names, applied}
+  const volumeApplied = new WeakMap(); // volume colour function -> preset applied, mtimes
   let hovered = null;
 
   function paneOf(study) {
@@ -62,6 +63,9 @@
       outline: false,
       hidden: new Set(),
       seg: 0,
+      volume: "off",
+      plane: true,
+      planeSent: 0,
       pending: null,
       wanted: null,
     };
@@ -121,9 +125,20 @@
   }
 
   function sliceActors(view) {
-    const found = { image: [], label: [] };
+    const found = { image: [], label: [], volume: [], surface: [], plane: [] };
     view.renderer.getViewProps().forEach(function (prop) {
-      if (!prop.isA || !prop.isA("vtkImageSlice")) return;
+      if (!prop.isA) return;
+      const mapper = prop.getMapper && prop.getMapper();
+      const input = mapper && mapper.getInputData && mapper.getInputData();
+      if (!input) return;
+      if (prop.isA("vtkVolume")) { found.volume.push(prop); return; }
+      // Label surfaces only (react-vtk-js's cube axes are vtkActors too).
+      if (prop.getClassName() === "vtkActor" && input.isA && input.isA("vtkPolyData")) {
+        // The slice-plane frame is the one quad (four points); the rest are label surfaces.
+        (input.getNumberOfPoints() === 4 ? found.plane : found.surface).push(prop);
+        return;
+      }
+      if (!prop.isA("vtkImageSlice")) return;
       const data = prop.getMapper().getInputData();
       const scalars = data && data.getPointData().getScalars();
       if (!scalars) return;
@@ -174,6 +189,7 @@
       }
       if (st.overlay && recolour(st, mapper.getInputData())) changed = true;
     });
+    if (!is2d(pane) && apply3d(st, view, actors)) changed = true;
     if (is2d(pane) && orientCamera(view, axis)) changed = true;
     if (changed) view.renderView();
     writeTexts(pane, st);
@@ -219,6 +235,11 @@
     }
     const toggle = pane.querySelector(".overlay-toggle");
     if (toggle) toggle.classList.toggle("on", st.overlay);
+    pane.querySelectorAll(".vol-preset").forEach(function (b) {
+      b.classList.toggle("on", b.dataset.volume === st.volume);
+    });
+    const plane = pane.querySelector(".plane-toggle");
+    if (plane) plane.classList.toggle("on", st.plane);
     const outline = pane.querySelector(".overlay-outline");
     if (outline) outline.classList.toggle("on", st.outline);
     pane.querySelectorAll(".legend-seg:not(.hidden) .legend-item").forEach(function (item) {
@@ -234,6 +255,101 @@
 
   function fmt(v) {
     return Math.abs(v) >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10);
+  }
+
+  // ---- 3D: volume rendering presets, the slice plane, label surfaces -------------------------
+
+  // On the 8-bit image preview (0..255 spans the study's default window): colour and
+  // opacity points [value, r, g, b] and [value, alpha].
+  const VOLUME_PRESETS = {
+    context: { colour: [[140, 0, 0, 0], [255, 1, 1, 1]], opacity: [[140, 0], [255, 1]] },
+    soft: { colour: [[40, 0.55, 0.25, 0.2], [160, 0.9, 0.7, 0.6], [255, 1, 0.95, 0.9]],
+            opacity: [[40, 0], [120, 0.04], [255, 0.25]] },
+    bright: { colour: [[190, 0.85, 0.8, 0.7], [255, 1, 1, 1]], opacity: [[190, 0], [255, 0.85]] },
+  };
+
+  // Corners (RAS mm) of the current slice on the preview grid; `plane_points` in pane.py.
+  function planePoints(st) {
+    const dim = AXES[st.axis].dim;
+    const v = st.view;
+    const lo = v.origin.slice();
+    const hi = v.origin.map((o, d) => o + (v.shape[d] - 1) * v.spacing[d]);
+    const [a, b] = [0, 1, 2].filter((d) => d !== dim);
+    const out = [];
+    [[lo[a], lo[b]], [hi[a], lo[b]], [hi[a], hi[b]], [lo[a], hi[b]]].forEach(function (uv) {
+      const p = [0, 0, 0];
+      p[dim] = planePosition(st);
+      p[a] = uv[0];
+      p[b] = uv[1];
+      out.push(p[0], p[1], p[2]);
+    });
+    return out;
+  }
+
+  function apply3d(st, view, actors) {
+    let changed = false;
+    actors.volume.forEach(function (volume) {
+      const on = st.volume !== "off";
+      if (volume.getVisibility() !== on) {
+        volume.setVisibility(on);
+        changed = true;
+      }
+      if (!on) return;
+      const property = volume.getProperty();
+      const ctf = property.getRGBTransferFunction(0);
+      const ofun = property.getScalarOpacity(0);
+      // react-vtk-js rewrites these when its props change: re-apply after any change.
+      const seen = volumeApplied.get(ctf);
+      if (seen && seen.preset === st.volume && seen.ctf === ctf.getMTime() &&
+          seen.ofun === ofun.getMTime()) return;
+      const preset = VOLUME_PRESETS[st.volume];
+      ctf.removeAllPoints();
+      preset.colour.forEach((p) => ctf.addRGBPoint(p[0], p[1], p[2], p[3]));
+      ofun.removeAllPoints();
+      preset.opacity.forEach((p) => ofun.addPoint(p[0], p[1]));
+      // (vtk.js objects are frozen: what was applied is kept beside them.)
+      volumeApplied.set(ctf, { preset: st.volume, ctf: ctf.getMTime(), ofun: ofun.getMTime() });
+      changed = true;
+    });
+    actors.plane.forEach(function (plane) {
+      if (plane.getVisibility() !== st.plane) {
+        plane.setVisibility(st.plane);
+        changed = true;
+      }
+    });
+    // Move the frame when it is not where the 2D slice is: dash-vtk makes it on the axial
+    // slice, and a `set_props` sent while Dash is still applying the 3D switch is lost, so
+    // what the actor shows is checked, not what was last sent.
+    actors.plane.forEach(function (plane) {
+      const bounds = plane.getMapper().getInputData().getBounds();
+      const dim = AXES[st.axis].dim;
+      const at = planePosition(st);
+      const placed = Math.abs(bounds[2 * dim] - at) < 1e-3 && Math.abs(bounds[2 * dim + 1] - at) < 1e-3;
+      const now = performance.now();
+      if (!placed && now - (st.planeSent || 0) > 300) {
+        st.planeSent = now;
+        setProps("pane-plane", st.study, { points: planePoints(st) });
+      }
+    });
+    const table = segLabels(st);
+    actors.surface.forEach(function (surface) {
+      const property = surface.getProperty();
+      const c = property.getColor().map((v) => Math.round(v * 255));
+      const lab = table.find((l) => Math.abs(l.color[0] - c[0]) + Math.abs(l.color[1] - c[1]) +
+        Math.abs(l.color[2] - c[2]) <= 3);
+      const visible = st.overlay && !(lab && st.hidden.has(lab.value));
+      if (surface.getVisibility() !== visible) {
+        surface.setVisibility(visible);
+        changed = true;
+      }
+      // Surfaces stay at least a little see-through so the slice plane shows inside them.
+      const opacity = st.opacity >= 0.95 ? 1 : Math.max(0.1, Math.min(0.85, st.opacity + 0.05));
+      if (Math.abs(property.getOpacity() - opacity) > 1e-3) {
+        property.setOpacity(opacity);
+        changed = true;
+      }
+    });
+    return changed;
   }
 
   // ---- the label overlay -------------------------------------------------------------------
@@ -426,7 +542,8 @@
 
   document.addEventListener("click", function (event) {
     const target = event.target.closest && event.target.closest(
-      ".view-axis, .wl-preset, .overlay-toggle, .overlay-outline, .legend-item, .seg-choice");
+      ".view-axis, .wl-preset, .overlay-toggle, .overlay-outline, .legend-item, .seg-choice, " +
+      ".vol-preset, .plane-toggle");
     if (!target) return;
     const st = paneFromEvent(event);
     if (!st) return;
@@ -443,6 +560,12 @@
       apply(st.element, false);
     } else if (target.classList.contains("legend-item")) {
       toggleLabel(st, Number(target.dataset.label));
+    } else if (target.classList.contains("vol-preset")) {
+      st.volume = target.dataset.volume;
+      apply(st.element, false);
+    } else if (target.classList.contains("plane-toggle")) {
+      st.plane = !st.plane;
+      apply(st.element, false);
     } else if (target.classList.contains("seg-choice")) {
       setSegmentation(st, Number(target.dataset.seg));
       const menu = target.closest("details");
@@ -676,7 +799,8 @@
       const st = panes.get(Number(study));
       return st ? { axis: st.axis, index: Object.assign({}, st.index), window: st.window.slice(),
                     overlay: st.overlay, opacity: st.opacity, outline: st.outline,
-                    hidden: Array.from(st.hidden), preset: st.preset, segmentation: st.seg } : null;
+                    hidden: Array.from(st.hidden), preset: st.preset, segmentation: st.seg,
+                    volume: st.volume, plane: st.plane } : null;
     },
     // What the vtk.js image actor of a pane really draws (for tests and automation): its
     // slicing axis and slice, and that plane's world position read from the image data.
@@ -692,7 +816,21 @@
       ijk[dim] = mapper.getSlice();
       const world = mapper.getInputData().indexToWorld(ijk);
       const spacing = mapper.getInputData().getSpacing();
-      return { dim: dim, slice: mapper.getSlice(), position: world[dim], spacing: spacing[dim] };
+      const property = actor.getProperty();
+      return { dim: dim, slice: mapper.getSlice(), position: world[dim], spacing: spacing[dim],
+               colorWindow: property.getColorWindow(), colorLevel: property.getColorLevel() };
+    },
+    // The 3D slice-plane frame as drawn (its bounds), and whether the volume is shown.
+    drawn3d: function (study) {
+      const pane = paneOf(study);
+      const view = pane && viewOf(pane);
+      if (!view || !view.renderer) return null;
+      const actors = sliceActors(view);
+      const plane = actors.plane[0];
+      return { plane: plane ? plane.getMapper().getInputData().getBounds() : null,
+               planeVisible: plane ? plane.getVisibility() : false,
+               volumeVisible: actors.volume.some((v) => v.getVisibility()),
+               surfaces: actors.surface.filter((s) => s.getVisibility()).length };
     },
     link: link,
     setAxis: function (study, axis) { const st = panes.get(Number(study)); if (st) setAxis(st, axis, true); },

@@ -74,6 +74,7 @@ class Pane(enum.StrEnum):
     BADGE = "pane-badge"
     IMAGE_READER = "pane-image-reader"
     LABEL_READER = "pane-label-reader"
+    PLANE = "pane-plane"
     VOLUME = "pane-volume"
     VOLUME_TEXT = "pane-volume-text"
 

@@ -28,8 +28,9 @@ __all__ = ["STATUS_LABELS", "missing_pane", "pane", "slice_children", "volume_ch
 
 # Radiological convention, looking from the feet: patient right on screen left, anterior up.
 AXIAL_CAMERA = {"cameraPosition": [0, 0, -1], "cameraViewUp": [0, 1, 0]}
-# Facing the patient from the front, head up.
-CORONAL_3D_CAMERA = {"cameraPosition": [0, 1, 0], "cameraViewUp": [0, 0, 1]}
+# Facing the patient from the front, a little from the right and above, head up: the
+# current 2D slice plane (axial, coronal or sagittal) is never seen edge-on.
+CORONAL_3D_CAMERA = {"cameraPosition": [0.35, 1, 0.45], "cameraViewUp": [0, 0, 1]}
 # The left button drags window/level (handled by `assets/viewer.js`, as on a PACS
 # workstation); shift+left and the middle button pan, ctrl+left and the right button zoom.
 INTERACTOR_2D = [
@@ -201,6 +202,28 @@ def slice_children(
     return children
 
 
+AXIS_DIMS = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
+def plane_points(view: dict[str, Any], axis: str, index: int) -> list[float]:
+    """The four corners (RAS mm, flattened) of slice `index` on `axis` of the preview grid,
+    as `assets/viewer.js` computes them when the slice moves."""
+    dim = AXIS_DIMS[axis]
+    lo = list(view["origin"])
+    hi = [
+        o + (n - 1) * sp
+        for o, n, sp in zip(view["origin"], view["shape"], view["spacing"], strict=True)
+    ]
+    a, b = (d for d in range(3) if d != dim)
+    at = view["origin"][dim] + index * view["spacing"][dim]
+    corners = []
+    for ua, ub in ((lo[a], lo[b]), (hi[a], lo[b]), (hi[a], hi[b]), (lo[a], hi[b])):
+        point = [0.0, 0.0, 0.0]
+        point[dim], point[a], point[b] = at, ua, ub
+        corners += point
+    return corners
+
+
 def volume_children(
     study_id: int,
     surfaces: list[dict[str, Any]],
@@ -208,9 +231,9 @@ def volume_children(
     k_slice: int = 0,
     volume_index: int = 0,
 ) -> list[Any]:
-    """The 3D representations: grey volume rendering, one surface per label, and the
-    current 2D slice plane (which `assets/viewer.js` keeps on the 2D view's axis and
-    position)."""
+    """The 3D representations: grey volume rendering (off until a preset is picked in
+    `assets/viewer.js`), one surface per label, and the current 2D slice plane (which
+    `assets/viewer.js` keeps on the 2D view's axis and position)."""
     children: list[Any] = [
         # Only the brighter part of the image is rendered, as faint context: a full-range
         # ramp draws an opaque skin that hides the label surfaces inside it. (Setting the
@@ -222,20 +245,25 @@ def volume_children(
                 vtkClass="vtkXMLImageDataReader", url=image_url(study_id, volume_index)
             ),
         ),
-        dash_vtk.SliceRepresentation(
-            kSlice=k_slice,
-            property=_window_property(view),
-            children=dash_vtk.Reader(
-                vtkClass="vtkXMLImageDataReader",
-                url=slice_url(study_id, view, volume_index),
-                resetCameraOnUpdate=False,
-            ),
+        # The 2D view's slice plane as a see-through frame. (An image slice in this scene
+        # renders black beside the surfaces in vtk.js 17.8; geometry does not.)
+        dash_vtk.GeometryRepresentation(
+            property={"color": [1.0, 0.85, 0.2], "opacity": 0.35},
+            children=[
+                dash_vtk.PolyData(
+                    id=pane_id(Pane.PLANE, study_id),
+                    points=plane_points(view, "axial", k_slice),
+                    polys=[4, 0, 1, 2, 3],
+                    lines=[5, 0, 1, 2, 3, 0],
+                )
+            ],
         ),
     ]
     for surface in surfaces:
         children.append(
             dash_vtk.GeometryRepresentation(
-                property={"color": surface["color"], "opacity": 1.0},
+                # See-through, so the slice plane inside the labels stays visible.
+                property={"color": surface["color"], "opacity": 0.55},
                 children=[dash_vtk.Mesh(state=surface["state"])],
             )
         )
@@ -420,6 +448,34 @@ def _tools(view: dict[str, Any]) -> html.Div:
                     html.Div(presets, className="wl-list"),
                 ],
                 className="tool-group wl-menu",
+            )
+        )
+    if not view["rgb"]:
+        children.append(
+            html.Div(
+                className="tool-group tools-3d",
+                children=[
+                    html.Span("Volume:"),
+                    *[
+                        html.Button(
+                            name,
+                            className="tool vol-preset" + (" on" if key == "off" else ""),
+                            title=title,
+                            **{"data-volume": key},
+                        )
+                        for key, name, title in (
+                            ("off", "Off", "No volume rendering: surfaces and the slice plane"),
+                            ("context", "Context", "The brighter tissue, grey"),
+                            ("soft", "Soft", "Soft tissue, faint"),
+                            ("bright", "Bright", "Only the brightest: bone, contrast"),
+                        )
+                    ],
+                    html.Button(
+                        "Plane",
+                        className="tool plane-toggle on",
+                        title="The current 2D slice plane in 3D",
+                    ),
+                ],
             )
         )
     segmentations = view["segmentations"]
