@@ -63,6 +63,8 @@
       outline: false,
       hidden: new Set(),
       seg: 0,
+      fineKey: null,
+      movedAt: 0,
       volume: "off",
       plane: true,
       planeSent: 0,
@@ -124,8 +126,11 @@
     return host && window.portalPane ? window.portalPane.viewComponent(host) : null;
   }
 
-  function sliceActors(view) {
-    const found = { image: [], label: [], volume: [], surface: [], plane: [] };
+  // The pane's vtk.js props by role. Image slices on the preview grid (`shape`) are the
+  // preview's; others are a full-resolution slice (`fine`).
+  function sliceActors(view, shape) {
+    const found = { image: [], label: [], volume: [], surface: [], plane: [],
+                    fineImage: [], fineLabel: [] };
     view.renderer.getViewProps().forEach(function (prop) {
       if (!prop.isA) return;
       const mapper = prop.getMapper && prop.getMapper();
@@ -139,10 +144,13 @@
         return;
       }
       if (!prop.isA("vtkImageSlice")) return;
-      const data = prop.getMapper().getInputData();
-      const scalars = data && data.getPointData().getScalars();
+      const scalars = input.getPointData().getScalars();
       if (!scalars) return;
-      (scalars.getNumberOfComponents() === 4 ? found.label : found.image).push(prop);
+      const dims = input.getDimensions();
+      const preview = !shape || (dims[0] === shape[0] && dims[1] === shape[1] && dims[2] === shape[2]);
+      const rgba = scalars.getNumberOfComponents() === 4;
+      if (preview) (rgba ? found.label : found.image).push(prop);
+      else (rgba ? found.fineLabel : found.fineImage).push(prop);
     });
     return found;
   }
@@ -155,45 +163,102 @@
     const st = state(pane);
     const view = st && viewOf(pane);
     if (!view || !view.renderer) return false;
-    const actors = sliceActors(view);
+    const actors = sliceActors(view, st.view.shape);
     let changed = false;
     const axis = AXES[st.axis];
     const index = st.index[st.axis];
-    actors.image.forEach(function (actor) {
+    const fine = is2d(pane) && fineShown(st, actors);
+    function place(actor, slice, visible) {
       const mapper = actor.getMapper();
-      if (force || mapper.getSlicingMode() !== axis.dim || mapper.getSlice() !== index) {
-        mapper[axis.setter](index);
+      if (force || mapper.getSlicingMode() !== axis.dim || mapper.getSlice() !== slice) {
+        mapper[axis.setter](slice);
         changed = true;
       }
-      const comps = mapper.getInputData().getPointData().getScalars().getNumberOfComponents();
-      if (comps === 1) {
-        const property = actor.getProperty();
-        const width = Math.max(st.window[1] - st.window[0], 1e-6) * (st.view.invert ? -1 : 1);
-        const level = (st.window[0] + st.window[1]) / 2;
-        if (property.getColorWindow() !== width || property.getColorLevel() !== level) {
-          property.setColorWindow(width);
-          property.setColorLevel(level);
-          changed = true;
-        }
+      if (actor.getVisibility() !== visible) {
+        actor.setVisibility(visible);
+        changed = true;
       }
+    }
+    function windowed(actor) {
+      const scalars = actor.getMapper().getInputData().getPointData().getScalars();
+      if (scalars.getNumberOfComponents() !== 1) return;
+      const property = actor.getProperty();
+      const width = Math.max(st.window[1] - st.window[0], 1e-6) * (st.view.invert ? -1 : 1);
+      const level = (st.window[0] + st.window[1]) / 2;
+      if (property.getColorWindow() !== width || property.getColorLevel() !== level) {
+        property.setColorWindow(width);
+        property.setColorLevel(level);
+        changed = true;
+      }
+    }
+    actors.image.forEach(function (actor) {
+      place(actor, index, !fine);
+      windowed(actor);
     });
     actors.label.forEach(function (actor) {
-      const mapper = actor.getMapper();
-      if (force || mapper.getSlicingMode() !== axis.dim || mapper.getSlice() !== index) {
-        mapper[axis.setter](index);
-        changed = true;
-      }
-      if (actor.getVisibility() !== st.overlay) {
-        actor.setVisibility(st.overlay);
-        changed = true;
-      }
-      if (st.overlay && recolour(st, mapper.getInputData())) changed = true;
+      place(actor, index, st.overlay && !fine);
+      if (st.overlay && !fine && recolour(st, actor.getMapper().getInputData())) changed = true;
     });
+    // A full-resolution slice is one voxel thick along the axis: slice 0 of it.
+    actors.fineImage.forEach(function (actor) {
+      place(actor, 0, fine);
+      windowed(actor);
+    });
+    actors.fineLabel.forEach(function (actor) {
+      place(actor, 0, fine && st.overlay);
+      if (fine && st.overlay && recolour(st, actor.getMapper().getInputData())) changed = true;
+    });
+    if (is2d(pane)) requestFine(st);
     if (!is2d(pane) && apply3d(st, view, actors)) changed = true;
     if (is2d(pane) && orientCamera(view, axis)) changed = true;
     if (changed) view.renderView();
     writeTexts(pane, st);
     return true;
+  }
+
+  // ---- full-resolution slices -------------------------------------------------------------
+
+  // Fetched once the slice has stayed put for this long: scrolling shows the preview.
+  const FINE_DELAY_MS = 250;
+
+  function fineKey(st) {
+    const dim = AXES[st.axis].dim;
+    const step = (st.view.step || [1, 1, 1]);
+    if (!st.view.fine || [0, 1, 2].every((d) => d === dim || step[d] <= 1)) return null;
+    const full = st.index[st.axis] * step[dim];
+    const seg = (st.view.segmentations || [])[st.seg];
+    return { axis: st.axis, full: full, seg: seg && seg.id !== null ? seg.id : null,
+             key: st.axis + ":" + full + ":" + (seg ? seg.id : "") };
+  }
+
+  function requestFine(st) {
+    const want = fineKey(st);
+    if (!want || st.fineKey === want.key) return;
+    if (performance.now() - st.movedAt < FINE_DELAY_MS) return;
+    st.fineKey = want.key;
+    const base = "/api/v1/studies/" + st.study + "/slices/" + want.axis + "/" + want.full + "/";
+    setProps("pane-fine-reader", st.study, { url: base + "values.vti" });
+    if (st.view.segmentations && st.view.segmentations.length) {
+      setProps("pane-fine-label-reader", st.study, {
+        url: base + "labels.vti" + (want.seg !== null ? "?segmentation=" + want.seg : ""),
+      });
+    }
+  }
+
+  // The loaded full-resolution slice is drawn when it is the slice on screen: flat along the
+  // current axis at the current plane's world position (and its labels are loaded too).
+  function fineMatches(st, actor) {
+    if (!actor) return false;
+    const data = actor.getMapper().getInputData();
+    const dim = AXES[st.axis].dim;
+    return data.getDimensions()[dim] === 1 &&
+      Math.abs(data.getOrigin()[dim] - planePosition(st)) < 1e-3;
+  }
+
+  function fineShown(st, actors) {
+    if (!fineKey(st) || !fineMatches(st, actors.fineImage[0])) return false;
+    return !(st.view.segmentations && st.view.segmentations.length && st.overlay) ||
+      fineMatches(st, actors.fineLabel[0]);
   }
 
   // Point the 2D camera down the axis; only when it is not already (dash-vtk resets it to
@@ -451,6 +516,7 @@
 
   function setIndex(st, i, propagate) {
     const k = clampIndex(st, st.axis, i);
+    if (k !== st.index[st.axis]) st.movedAt = performance.now();
     st.index[st.axis] = k;
     apply(st.element, false);
     if (propagate && link.position) {
@@ -459,6 +525,7 @@
         const target = linkedIndex(st, other);
         if (target === other.index[other.axis]) return;
         other.index[other.axis] = target;
+        other.movedAt = performance.now();
         other.pending = target;
         apply(other.element, false);
         setProps("pane-slider", other.study, { value: target });
@@ -470,6 +537,7 @@
   function setAxis(st, axis, propagate) {
     if (!AXES[axis]) return;
     st.axis = axis;
+    st.movedAt = performance.now();
     const handle = sliderHandle(st.element);
     // The slider's callback fires only if its value changes; then it must not move the
     // linked panes (they follow the axis change itself, not a scroll).
@@ -650,9 +718,13 @@
     const out = pane.querySelector(".readout");
     if (!view || !out) return;
     const world = worldAt(pane, st, event);
-    const actors = sliceActors(view);
+    const actors = sliceActors(view, st.view.shape);
     if (!world || !actors.image.length) return;
-    const image = actors.image[0].getMapper().getInputData();
+    // Read from what is drawn: the full-resolution slice when it is shown.
+    const fine = fineShown(st, actors);
+    const imageActor = fine ? actors.fineImage[0] : actors.image[0];
+    const labelActor = fine ? actors.fineLabel[0] : actors.label[0];
+    const image = imageActor.getMapper().getInputData();
     const ijk = image.worldToIndex(world).map(Math.round);
     const dims = image.getDimensions();
     if (ijk.some((v, d) => v < 0 || v >= dims[d])) {
@@ -666,16 +738,23 @@
     const value = comps === 1 ? fmt(raw[v]) + (st.view.units ? " " + st.view.units : "")
       : Array.from(raw.subarray(v * comps, v * comps + comps)).join(",");
     let label = "";
-    if (actors.label.length) {
-      const info = labelInfo(st, actors.label[0].getMapper().getInputData());
+    if (labelActor) {
+      const info = labelInfo(st, labelActor.getMapper().getInputData());
       const li = info.index[v];
       if (li) {
         const found = segLabels(st).find((lab) => lab.value === info.values[li - 1]);
         label = " · " + (found ? found.name : "unlisted label");
       }
     }
-    out.textContent = "(" + ijk.join(", ") + ") · (" + world.map((c) => c.toFixed(1)).join(", ") +
+    // Voxel indices of the full-resolution canonical (RAS-ordered) volume.
+    const dim = AXES[st.axis].dim;
+    const step = st.view.step || [1, 1, 1];
+    const voxel = fine ? ijk.map((c, d) => (d === dim ? st.index[st.axis] * step[d] : c))
+      : ijk.map((c, d) => c * step[d]);
+    out.textContent = "(" + voxel.join(", ") + ") · (" + world.map((c) => c.toFixed(1)).join(", ") +
       ") mm · " + value + label;
+    pane.dataset.readout = JSON.stringify({ voxel: voxel, world: world, value: comps === 1 ? raw[v] : null,
+                                            fine: fine, label: label.replace(" · ", "") });
   }
 
   // ---- keys -------------------------------------------------------------------------------
@@ -808,7 +887,9 @@
       const pane = paneOf(study);
       const view = pane && viewOf(pane);
       if (!view || !view.renderer) return null;
-      const actor = sliceActors(view).image[0];
+      const st = state(pane);
+      const actors = sliceActors(view, st.view.shape);
+      const actor = actors.image[0];
       if (!actor) return null;
       const mapper = actor.getMapper();
       const dim = mapper.getSlicingMode() % 3;
@@ -817,15 +898,17 @@
       const world = mapper.getInputData().indexToWorld(ijk);
       const spacing = mapper.getInputData().getSpacing();
       const property = actor.getProperty();
+      const fine = actors.fineImage[0];
       return { dim: dim, slice: mapper.getSlice(), position: world[dim], spacing: spacing[dim],
-               colorWindow: property.getColorWindow(), colorLevel: property.getColorLevel() };
+               colorWindow: property.getColorWindow(), colorLevel: property.getColorLevel(),
+               fine: fine && fine.getVisibility() ? fine.getMapper().getInputData().getDimensions() : null };
     },
     // The 3D slice-plane frame as drawn (its bounds), and whether the volume is shown.
     drawn3d: function (study) {
       const pane = paneOf(study);
       const view = pane && viewOf(pane);
       if (!view || !view.renderer) return null;
-      const actors = sliceActors(view);
+      const actors = sliceActors(view, state(pane).view.shape);
       const plane = actors.plane[0];
       return { plane: plane ? plane.getMapper().getInputData().getBounds() : null,
                planeVisible: plane ? plane.getVisibility() : false,

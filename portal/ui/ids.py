@@ -75,6 +75,8 @@ class Pane(enum.StrEnum):
     IMAGE_READER = "pane-image-reader"
     LABEL_READER = "pane-label-reader"
     PLANE = "pane-plane"
+    FINE_READER = "pane-fine-reader"
+    FINE_LABEL_READER = "pane-fine-label-reader"
     VOLUME = "pane-volume"
     VOLUME_TEXT = "pane-volume-text"
 

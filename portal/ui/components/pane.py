@@ -100,6 +100,9 @@ def view_data(study_id: int, meta: dict[str, Any]) -> dict[str, Any]:
         "window": [float(low), float(high)],
         "presets": presets,
         "frame": meta.get("frame_of_reference"),
+        "step": [int(v) for v in meta.get("step", [1, 1, 1])],
+        # Full-resolution slices exist for grey-level studies whose preview is strided.
+        "fine": values and any(int(v) > 1 for v in meta.get("step", [1, 1, 1])),
         "labels": [
             {"value": lab["value"], "name": lab["name"], "color": list(lab["color"])}
             for lab in meta.get("labels", [])
@@ -199,6 +202,28 @@ def slice_children(
                 ),
             )
         )
+    if view["fine"]:
+        # A full-resolution slice, fetched by `assets/viewer.js` once the reviewer stops
+        # scrolling, drawn instead of the preview slice it refines.
+        children.append(
+            dash_vtk.SliceRepresentation(
+                children=dash_vtk.Reader(
+                    id=pane_id(Pane.FINE_READER, study_id),
+                    vtkClass="vtkXMLImageDataReader",
+                    resetCameraOnUpdate=False,
+                ),
+            )
+        )
+        if view["segmentations"]:
+            children.append(
+                dash_vtk.SliceRepresentation(
+                    children=dash_vtk.Reader(
+                        id=pane_id(Pane.FINE_LABEL_READER, study_id),
+                        vtkClass="vtkXMLImageDataReader",
+                        resetCameraOnUpdate=False,
+                    ),
+                )
+            )
     return children
 
 
