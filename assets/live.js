@@ -53,6 +53,16 @@
     const state = command.state || {};
     if (state.slice_mm !== undefined) q.set("slice_mm", String(state.slice_mm));
     if (state.mode) q.set("mode", state.mode);
+    // The rest of the viewer state, as the review URL spells it (see router.review_view).
+    if (state.axis) q.set("axis", state.axis);
+    if (state.window !== undefined) {
+      q.set("window", Array.isArray(state.window) ? state.window.join(",") : state.window);
+    }
+    ["overlay", "outline"].forEach(function (key) {
+      if (state[key] !== undefined) q.set(key, state[key] ? "1" : "0");
+    });
+    if (state.opacity !== undefined) q.set("opacity", String(state.opacity));
+    if (state.hidden_labels) q.set("hidden_labels", state.hidden_labels.join(","));
     return "/review?" + q.toString().replace(/%2C/g, ",");
   }
 

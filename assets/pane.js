@@ -178,7 +178,8 @@
     const size = view.openglRenderWindow.getSize();
     const x = (size[0] / rect.width) * (event.clientX - rect.left);
     const y = (size[1] / rect.height) * (rect.height - event.clientY + rect.top);
-    const world = view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer);
+    // A plain array: Dash would send a typed array as an object {"0": x, ...}.
+    const world = Array.from(view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer));
     world[plane.dim] = plane.position;
     return world.map((v) => Math.round(v * 10) / 10);
   }

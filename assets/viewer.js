@@ -76,7 +76,44 @@
       wanted: null,
     };
     panes.set(study, st);
+    applyInitial(st, JSON.parse(pane.dataset.initial || "{}"));
     return st;
+  }
+
+  // What the review URL (or a live-channel command) asked for: see `live.parse_state`.
+  function applyInitial(st, initial) {
+    const view = st.view;
+    if (initial.axis && AXES[initial.axis] && (view.axes || []).indexOf(initial.axis) >= 0) {
+      st.axis = initial.axis;
+    }
+    if (typeof initial.slice_mm === "number") {
+      const dim = AXES[st.axis].dim;
+      const i = Math.round((initial.slice_mm - view.origin[dim]) / view.spacing[dim]);
+      st.index[st.axis] = clampIndex(st, st.axis, i);
+    }
+    if (!view.rgb && Array.isArray(initial.window)) {
+      st.window = initial.window.slice();
+      st.preset = "";
+    } else if (!view.rgb && typeof initial.window === "string") {
+      const preset = view.presets.find((p) => p.key === initial.window);
+      if (preset) {
+        st.window = preset.window.slice();
+        st.preset = preset.key;
+      }
+    }
+    if (typeof initial.overlay === "boolean") st.overlay = initial.overlay;
+    if (typeof initial.outline === "boolean") st.outline = initial.outline;
+    if (typeof initial.opacity === "number") st.opacity = initial.opacity;
+    (initial.hidden_labels || []).forEach((v) => st.hidden.add(v));
+    if (st.axis !== "axial" || typeof initial.slice_mm === "number") {
+      // The slider shows the slice on the pane's axis (once Dash has rendered it).
+      setTimeout(function () {
+        setProps("pane-slider", st.study, { max: count(st, st.axis) - 1, value: st.index[st.axis] });
+      }, 0);
+      st.pending = st.index[st.axis];
+    }
+    const range = st.element.querySelector(".overlay-opacity");
+    if (range) range.value = String(Math.round(st.opacity * 100));
   }
 
   function sliderHandle(pane) {
@@ -349,7 +386,7 @@
   }
 
   function setAxis(st, axis, propagate) {
-    if (!AXES[axis]) return;
+    if (!AXES[axis] || (st.view.axes && st.view.axes.indexOf(axis) < 0)) return;
     st.axis = axis;
     st.movedAt = performance.now();
     const handle = sliderHandle(st.element);

@@ -104,7 +104,7 @@
     const size = view.openglRenderWindow.getSize();
     const x = (size[0] / rect.width) * (event.clientX - rect.left);
     const y = (size[1] / rect.height) * (rect.height - event.clientY + rect.top);
-    const world = view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer);
+    const world = Array.from(view.openglRenderWindow.displayToWorld(x, y, 0, view.renderer));
     world[AXES[st.axis].dim] = planePosition(st);
     return world;
   }
@@ -213,7 +213,9 @@
     { key: "v", label: "v", description: "Cycle views: axial, coronal, sagittal",
       handler: function () {
         const st = activeState();
-        if (st) setAxis(st, AXIS_ORDER[(AXIS_ORDER.indexOf(st.axis) + 1) % 3], true);
+        if (!st) return;
+        const axes = AXIS_ORDER.filter((a) => (st.view.axes || AXIS_ORDER).indexOf(a) >= 0);
+        setAxis(st, axes[(axes.indexOf(st.axis) + 1) % axes.length], true);
       } },
     { key: "w", label: "w", description: "Next window preset",
       handler: function () { const st = activeState(); if (st) cyclePreset(st); } },

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from portal.db.models import LiveCommand, Study, User, ViewerState
+from portal.imaging.windowing import CT_PRESETS
 from portal.services import audit, catalog
 from portal.services.auth import Principal
 from portal.services.errors import InvalidInput, NotFound, PermissionDenied
@@ -36,11 +37,22 @@ LAYOUTS: dict[str, tuple[int, int]] = {
     "3x4": (3, 4),
 }
 MODES = ("2d", "3d")
-STATE_KEYS = ("mode", "slice_mm")
+AXES = ("axial", "coronal", "sagittal")
+# Window presets a pane offers (CT ones apply to CT studies; others keep their window).
+WINDOW_PRESETS = ("default", "auto", "full", *(p.key for p in CT_PRESETS))
+STATE_KEYS = (
+    "mode",
+    "slice_mm",
+    "axis",
+    "window",
+    "overlay",
+    "opacity",
+    "outline",
+    "hidden_labels",
+)
 # Keys a caller might expect but the pane cannot honour: refused with the reason.
-UNSUPPORTED_STATE = {
-    "window": "the panes show previews windowed at import and have no window control",
-    "labels": "the panes have no label visibility control yet",
+UNSUPPORTED_STATE: dict[str, str] = {
+    "labels": "use 'hidden_labels' (label values to hide) and 'overlay' (true/false)",
 }
 # Commands are only for tabs open now; older ones are never replayed.
 KEEP_COMMANDS = timedelta(days=1)
@@ -76,7 +88,13 @@ def parse_layout(raw: Any) -> str | None:
 
 
 def parse_state(raw: Any) -> dict[str, Any]:
-    """Validate viewer state: `mode` (2d or 3d) and `slice_mm` (RAS world z in mm).
+    """Validate viewer state.
+
+    Keys: `mode` (2d or 3d); `axis` (axial, coronal, sagittal); `slice_mm` (RAS world
+    position in mm along the axis: z for axial, y for coronal, x for sagittal; each pane
+    shows its nearest slice); `window` (a preset name, or `[low, high]` in the image's
+    units, HU for CT); `overlay` and `outline` (booleans); `opacity` (0 to 1);
+    `hidden_labels` (label values not to draw).
 
     Raises
     ------
@@ -97,12 +115,53 @@ def parse_state(raw: Any) -> dict[str, Any]:
         if raw["mode"] not in MODES:
             raise InvalidInput("state mode must be '2d' or '3d'")
         state["mode"] = raw["mode"]
+    if "axis" in raw:
+        if raw["axis"] not in AXES:
+            raise InvalidInput(f"state axis must be one of {', '.join(AXES)}")
+        state["axis"] = raw["axis"]
     if "slice_mm" in raw:
-        z = raw["slice_mm"]
-        if isinstance(z, bool) or not isinstance(z, int | float) or not math.isfinite(z):
-            raise InvalidInput("state slice_mm must be a number (RAS world z in mm)")
-        state["slice_mm"] = float(z)
+        state["slice_mm"] = _number(raw["slice_mm"], "slice_mm (RAS world mm along the axis)")
+    if "window" in raw:
+        state["window"] = _window(raw["window"])
+    for key in ("overlay", "outline"):
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise InvalidInput(f"state {key} must be true or false")
+            state[key] = raw[key]
+    if "opacity" in raw:
+        opacity = _number(raw["opacity"], "opacity")
+        if not 0.0 <= opacity <= 1.0:
+            raise InvalidInput("state opacity must be between 0 and 1")
+        state["opacity"] = opacity
+    if "hidden_labels" in raw:
+        values = raw["hidden_labels"]
+        if not isinstance(values, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+        ):
+            raise InvalidInput("state hidden_labels must be a list of label values (integers > 0)")
+        state["hidden_labels"] = sorted(set(values))
     return state
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"state {what} must be a number")
+    return float(value)
+
+
+def _window(value: Any) -> str | list[float]:
+    """A preset name, or `[low, high]` with low < high."""
+    if isinstance(value, str):
+        if value not in WINDOW_PRESETS:
+            raise InvalidInput(
+                f"state window must be one of {', '.join(WINDOW_PRESETS)} or [low, high]"
+            )
+        return value
+    if isinstance(value, list) and len(value) == 2:
+        low, high = (_number(v, "window bound") for v in value)
+        if low < high:
+            return [low, high]
+    raise InvalidInput("state window must be a preset name or [low, high] with low < high")
 
 
 def parse_open_request(body: Any) -> OpenRequest:

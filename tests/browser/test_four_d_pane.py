@@ -53,7 +53,7 @@ def test_volume_slider_shows_the_other_volume(
     WebDriverWait(driver, 60).until(
         lambda d: d.execute_script(
             "return performance.getEntriesByType('resource')"
-            ".some(e => e.name.includes('/volumes/1/image.vti'));"
+            ".some(e => e.name.includes('/volumes/1/values.vti'));"
         )
     )
     # ...and draws it: this example's volumes differ by a few grey levels voxel to voxel.

@@ -101,6 +101,13 @@ def test_open_is_validated_and_refuses_studies_the_target_cannot_see(world: Worl
         "mode": {"studies": [world.mine], "state": {"mode": "4d"}},
         "slice": {"studies": [world.mine], "state": {"slice_mm": "top"}},
         "window": {"studies": [world.mine], "state": {"window": {"level": 40, "width": 400}}},
+        "preset": {"studies": [world.mine], "state": {"window": "lungs"}},
+        "inverted": {"studies": [world.mine], "state": {"window": [400, -100]}},
+        "axis": {"studies": [world.mine], "state": {"axis": "oblique"}},
+        "opacity": {"studies": [world.mine], "state": {"opacity": 1.5}},
+        "overlay": {"studies": [world.mine], "state": {"overlay": "yes"}},
+        "hidden": {"studies": [world.mine], "state": {"hidden_labels": [0]}},
+        "labels": {"studies": [world.mine], "state": {"labels": [1]}},
         "unknown": {"studies": [world.mine], "state": {"zoom": 2}},
         "field": {"studies": [world.mine], "hanging": "x"},
     }
@@ -108,7 +115,9 @@ def test_open_is_validated_and_refuses_studies_the_target_cannot_see(world: Worl
         r = rita.post(url, json=body, headers=csrf)
         assert r.status_code == 400, (why, r.get_json())
     window = rita.post(url, json=bad["window"], headers=csrf).get_json()["error"]
-    assert "'window' is not supported" in window
+    assert "preset name or [low, high]" in window
+    labels = rita.post(url, json=bad["labels"], headers=csrf).get_json()["error"]
+    assert "use 'hidden_labels'" in labels
     assert (
         "unknown state key 'zoom'"
         in rita.post(url, json=bad["unknown"], headers=csrf).json["error"]
@@ -121,9 +130,24 @@ def test_open_is_validated_and_refuses_studies_the_target_cannot_see(world: Worl
     )
     assert ok.status_code == 201, ok.get_json()
     assert ok.get_json()["state"] == {"slice_mm": 10.0, "mode": "2d"}
+    full = {
+        "axis": "coronal",
+        "slice_mm": -12,
+        "window": [-100, 300],
+        "overlay": True,
+        "outline": True,
+        "opacity": 0.3,
+        "hidden_labels": [2, 1, 2],
+    }
+    ok = rita.post(url, json={"studies": [world.mine], "state": full}, headers=csrf)
+    assert ok.status_code == 201, ok.get_json()
+    assert ok.get_json()["state"] == dict(
+        full, slice_mm=-12.0, window=[-100.0, 300.0], hidden_labels=[1, 2]
+    )
     with world.db.session() as s:
-        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "live.open")).one()
-        assert entry.user_id == _user_id(world.db, "rita") and entry.detail == "studies=1"
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "live.open")).all()
+        assert [e.detail for e in entries] == ["studies=1", "studies=1"]
+        assert all(e.user_id == _user_id(world.db, "rita") for e in entries)
 
 
 def test_on_behalf_is_for_administrators_and_audited_with_both_ids(world: World) -> None:
@@ -237,6 +261,31 @@ def test_review_url_honours_layout_slice_and_mode() -> None:
     assert shape == (2, 3) and state == {"mode": "3d", "slice_mm": -12.5}
     assert keep == {"layout": "2x3", "mode": "3d", "slice_mm": "-12.5"}
     assert review_view({"layout": ["9x9"], "slice_mm": ["nan"], "mode": ["4d"]}) == (None, {}, {})
+    _, state, keep = review_view(
+        {
+            "axis": ["sagittal"],
+            "window": ["-100,300"],
+            "overlay": ["0"],
+            "outline": ["1"],
+            "opacity": ["0.25"],
+            "hidden_labels": ["3,1,x"],
+        }
+    )
+    assert state == {
+        "axis": "sagittal",
+        "window": [-100.0, 300.0],
+        "overlay": False,
+        "outline": True,
+        "opacity": 0.25,
+        "hidden_labels": [1, 3],
+    }
+    assert (
+        keep["window"] == "-100,300" and keep["overlay"] == "0" and keep["hidden_labels"] == "1,3"
+    )
+    # A bad value drops only itself.
+    _, state, _ = review_view({"window": ["lungs"], "axis": ["coronal"], "opacity": ["7"]})
+    assert state == {"axis": "coronal"}
+    assert review_view({"window": ["bone"]})[1] == {"window": "bone"}
     meta = {"shape": [10, 10, 20], "origin_mm": [0, 0, -30.0], "spacing_mm": [1, 1, 2.0]}
     assert slice_index(meta, -30.0) == 0
     assert slice_index(meta, -11.2) == 9  # (-11.2 + 30) / 2 = 9.4

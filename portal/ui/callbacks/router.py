@@ -58,7 +58,9 @@ def review_view(
     params: dict[str, list[str]],
 ) -> tuple[tuple[int, int] | None, dict[str, Any], dict[str, str]]:
     """(rows, columns) or None, the initial viewer state, and the query parameters the
-    pager keeps, from a review URL's `layout`, `slice_mm` and `mode`.
+    pager keeps, from a review URL's `layout` and the viewer state keys of
+    `live.parse_state` (`mode`, `axis`, `slice_mm`, `window` as a preset or `low,high`,
+    `overlay`/`outline` as 0 or 1, `opacity`, `hidden_labels` as `1,2`).
 
     A hand-edited URL with a bad value gets the default for it rather than an error.
     """
@@ -68,18 +70,49 @@ def review_view(
     if shape:
         keep["layout"] = raw_layout
     raw_state: dict[str, Any] = {}
-    if params.get("mode", [""])[0] in live.MODES:
-        raw_state["mode"] = params["mode"][0]
-    try:
-        raw_state["slice_mm"] = float(params.get("slice_mm", [""])[0])
-    except ValueError:
-        pass
-    try:
-        state = live.parse_state(raw_state)
-    except InvalidInput:
-        state = {k: v for k, v in raw_state.items() if k == "mode"}
-    keep.update({k: str(v) for k, v in state.items()})
+
+    def first(key: str) -> str:
+        return params.get(key, [""])[0]
+
+    if first("mode") in live.MODES:
+        raw_state["mode"] = first("mode")
+    if first("axis") in live.AXES:
+        raw_state["axis"] = first("axis")
+    for key in ("slice_mm", "opacity"):
+        try:
+            raw_state[key] = float(first(key))
+        except ValueError:
+            pass
+    for key in ("overlay", "outline"):
+        if first(key) in ("0", "1"):
+            raw_state[key] = first(key) == "1"
+    window = first("window")
+    if window:
+        bounds = window.split(",")
+        try:
+            raw_state["window"] = [float(v) for v in bounds] if len(bounds) == 2 else window
+        except ValueError:
+            pass
+    hidden = [v for v in first("hidden_labels").split(",") if v.isdigit()]
+    if hidden:
+        raw_state["hidden_labels"] = [int(v) for v in hidden]
+    state: dict[str, Any] = {}
+    for key, value in raw_state.items():
+        try:  # each key on its own: one bad value does not drop the others
+            state.update(live.parse_state({key: value}))
+        except InvalidInput:
+            pass
+    keep.update({k: _query_value(v) for k, v in state.items()})
     return shape, state, keep
+
+
+def _query_value(value: Any) -> str:
+    """A state value as the review URL writes it (lists comma-joined, booleans 0/1)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
 
 
 def case_list_order(who: Principal, ids: list[int], params: dict[str, list[str]]) -> list[int]:
@@ -169,12 +202,12 @@ def register(app: Dash) -> None:
                         )
                         study = review_data.study_review(s, who, sid, p.settings.store_dir)
                         k = None
-                        if "slice_mm" in state:
+                        if "slice_mm" in state and state.get("axis", "axial") == "axial":
                             k = viewer.slice_index(meta, state["slice_mm"])
                         surfaces = None
                         if state.get("mode") == "3d":
                             surfaces = viewer.label_surfaces(s, who, p.settings.preview_dir, sid)
-                        panes.append((sid, pane(detail, meta, study, k, surfaces)))
+                        panes.append((sid, pane(detail, meta, study, k, surfaces, state)))
                     except NotFound:
                         # This transaction commits (other panes load), so no own one.
                         audit.record_denial(

@@ -47,6 +47,9 @@ INTERACTOR_3D = [
 ]
 
 
+AXIS_DIMS = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
 def preview_url(study_id: int, name: str) -> str:
     return f"/api/v1/studies/{study_id}/preview/{name}"
 
@@ -101,6 +104,13 @@ def view_data(study_id: int, meta: dict[str, Any]) -> dict[str, Any]:
         "presets": presets,
         "frame": meta.get("frame_of_reference"),
         "step": [int(v) for v in meta.get("step", [1, 1, 1])],
+        # A view needs two in-plane axes longer than one voxel (a single CT slice is axial only).
+        "axes": [
+            axis
+            for axis, dim in AXIS_DIMS.items()
+            if all(int(meta["shape"][d]) > 1 for d in range(3) if d != dim)
+        ]
+        or ["axial"],
         # Full-resolution slices exist for grey-level studies whose preview is strided.
         "fine": values and any(int(v) > 1 for v in meta.get("step", [1, 1, 1])),
         "labels": [
@@ -227,9 +237,6 @@ def slice_children(
     return children
 
 
-AXIS_DIMS = {"sagittal": 0, "coronal": 1, "axial": 2}
-
-
 def plane_points(view: dict[str, Any], axis: str, index: int) -> list[float]:
     """The four corners (RAS mm, flattened) of slice `index` on `axis` of the preview grid,
     as `assets/viewer.js` computes them when the slice moves."""
@@ -301,12 +308,15 @@ def pane(
     review: dict[str, Any],
     k_slice: int | None = None,
     surfaces: list[dict[str, Any]] | None = None,
+    initial: dict[str, Any] | None = None,
 ) -> html.Div:
     """The pane of one visible study; `meta` is the study's preview `meta.json`, `review`
     its `review_view.study_review` as the signed-in user may see it.
 
     `k_slice` is the first axial slice shown (the middle one if None); with `surfaces`
-    (a list, possibly empty) the pane opens in 3D with those label surfaces.
+    (a list, possibly empty) the pane opens in 3D with those label surfaces. `initial`
+    (a `live.parse_state` result: axis, slice_mm, window, overlay, ...) is what
+    `assets/viewer.js` applies when the pane first appears.
     """
     study_id = int(detail["id"])
     view = view_data(study_id, meta)
@@ -339,7 +349,11 @@ def pane(
     return html.Div(
         className="pane mode-3d" if three_d else "pane",
         id=pane_id(Pane.ROOT, study_id),
-        **{"data-study-id": str(study_id), "data-view": json.dumps(view)},
+        **{
+            "data-study-id": str(study_id),
+            "data-view": json.dumps(view),
+            "data-initial": json.dumps(initial or {}),
+        },
         children=[
             html.Div(
                 className="pane-head",
@@ -445,7 +459,13 @@ def pane(
 def _tools(view: dict[str, Any]) -> html.Div:
     """The pane's picture controls, all handled in the browser by `assets/viewer.js`."""
     axes = [
-        html.Button(text, className="tool view-axis", title=title, **{"data-axis": axis})
+        html.Button(
+            text,
+            className="tool view-axis",
+            title=title,
+            disabled=axis not in view["axes"],
+            **{"data-axis": axis},
+        )
         for axis, text, title in (
             ("axial", "Ax", "Axial (v cycles views)"),
             ("coronal", "Cor", "Coronal"),

@@ -108,9 +108,9 @@ def test_pane_opens_on_a_requested_slice_or_in_3d() -> None:
     three_d = pane(detail, meta, _review(), surfaces=[]).to_plotly_json()
     assert three_d["props"]["className"] == "pane mode-3d"
     assert _find(three_d, pane_id(Pane.MODE, 7))["value"] == "3d"
-    # 3D: the volume rendering, and the current 2D slice plane (one image slice, no labels).
-    assert "VolumeRepresentation" in str(three_d)
-    assert str(three_d).count("SliceRepresentation(") == 1
+    # 3D: the volume rendering and the current 2D slice plane as a frame (no image slices).
+    assert "VolumeRepresentation" in str(three_d) and "PolyData(" in str(three_d)
+    assert "SliceRepresentation(" not in str(three_d)
 
 
 def test_requested_layout_fixes_the_grid_and_pages_keep_it() -> None:

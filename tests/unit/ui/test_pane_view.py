@@ -95,3 +95,8 @@ def test_plane_frame_lies_on_the_slice_and_spans_the_grid(axis: str, dim: int, i
             continue
         high = view["origin"][d] + (view["shape"][d] - 1) * view["spacing"][d]
         assert {round(p[d], 6) for p in points} == {round(view["origin"][d], 6), round(high, 6)}
+
+
+def test_a_single_slice_offers_only_the_axial_view() -> None:
+    assert view_data(4, _values(shape=[171, 171, 1]))["axes"] == ["axial"]
+    assert sorted(view_data(4, _values())["axes"]) == ["axial", "coronal", "sagittal"]
