@@ -515,7 +515,9 @@ def _paths() -> dict[str, Schema]:
                 scope="review",
                 extra="Tabs poll and navigate to the grid within about a second. Every study "
                 "must be visible to you (404 otherwise, nothing sent). `state` keys: `mode` "
-                "(2d/3d), `slice_mm` (RAS z of the axial slice); others answer 400.",
+                "(2d/3d), `axis` (axial/coronal/sagittal), `slice_mm` (RAS mm along the axis), "
+                "`window` (a preset or [low, high] in the image's units), `overlay`, "
+                "`outline`, `opacity` (0-1), `hidden_labels`; others answer 400.",
             )
         },
         "/api/v1/sessions/{user_id}/open": {

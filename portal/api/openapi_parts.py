@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.services import live
+
 Schema = dict[str, Any]
 
 JSON = "application/json"
@@ -343,7 +345,24 @@ LIVE_OPEN: Schema = obj(
     ["studies"],
     studies=arr(INT),
     layout=null({"type": "string", "enum": ["1x1", "1x2", "2x2", "2x3", "3x3", "3x4"]}),
-    state=obj(mode={"type": "string", "enum": ["2d", "3d"]}, slice_mm=NUM),
+    state=obj(
+        mode={"type": "string", "enum": ["2d", "3d"]},
+        axis={"type": "string", "enum": list(live.AXES)},
+        slice_mm=NUM,
+        window={
+            "oneOf": [
+                {
+                    "type": "string",
+                    "enum": list(live.WINDOW_PRESETS),
+                },
+                {"type": "array", "items": NUM, "minItems": 2, "maxItems": 2},
+            ]
+        },
+        overlay=BOOL,
+        outline=BOOL,
+        opacity={"type": "number", "minimum": 0, "maximum": 1},
+        hidden_labels={"type": "array", "items": {"type": "integer", "minimum": 1}},
+    ),
 )
 LIVE_COMMAND: Schema = obj(
     ["id", "user_id", "studies"],
