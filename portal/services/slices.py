@@ -186,7 +186,10 @@ def slice_vti(target: SliceTarget, store_dir: Path, preview_dir: Path, max_voxel
         assert target.segmentation is not None  # open_slice gives label slices one
         labels = full_labels(target.study, target.segmentation, store_dir, preview_dir)
         cut = take_slice(labels, target.axis, target.index)
-        array = labels_to_rgba(cut, previews.segmentation_table(target.segmentation, cut))
+        table = previews.segmentation_table(target.segmentation, cut)
+        # Coloured in VTK's (k, j, i) memory order and handed over as an (i, j, k) view,
+        # so vti_bytes finds it contiguous and copies nothing.
+        array = labels_to_rgba(cut.T, table).transpose(2, 1, 0, 3)
     origin = slice_origin_mm(target.grid, target.axis, target.index)
     return vti_bytes(array, target.grid.spacing_mm, origin)
 
