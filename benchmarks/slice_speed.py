@@ -32,12 +32,12 @@ from sqlalchemy import select
 from portal.app import create_app
 from portal.config import Settings
 from portal.db import migrate
-from portal.db.models import Role, User
+from portal.db.models import Role, StudyView, User
 from portal.imaging.demo import build_demo_dataset
 from portal.imaging.dicom_write import write_dicom_series
 from portal.imaging.nifti import write_nifti
 from portal.imaging.volume import Volume
-from portal.services import auth, slices
+from portal.services import audit, auth, slices
 from portal.services.discovery import StudySource
 from portal.services.importer import ImportSettings, import_sources
 
@@ -146,6 +146,12 @@ def main() -> None:
         gz = {"Accept-Encoding": "gzip"}
         with db.session() as s:
             who = auth.Principal.of(s.scalar(select(User).where(User.username == "viewer")))
+        client.get(f"/api/v1/studies/{report.imported[0]}")
+        with db.session() as s:  # the client's login session, as the requests record it
+            key = s.scalar(select(StudyView.session_key))
+        # Direct service calls below count as that login session's, as its requests do: the
+        # first fetch of a study writes its study.view row, later ones only read.
+        audit.bind(audit.RequestContext(address="127.0.0.1", role="admin", session_key=key))
 
         def get(url: str) -> bytes:
             response = client.get(url, headers=gz, buffered=True)

@@ -265,7 +265,10 @@ def full_values(study: Study, store_dir: Path, preview_dir: Path, max_voxels: in
     if volume.is_rgb:
         raise NotFound(f"study {study.id} is a colour image: it has no values")
     whole = previews.volume_range(volume.data) if header.monochrome1 else None
-    values = real_values(to_closest_canonical(volume).data, monochrome1_range=whole)
+    # Readers give (i, j, k) with k slowest (Fortran order), as it is kept: made on the
+    # transpose, compact_values' C-order copy is that same layout, not a transposition.
+    canonical = to_closest_canonical(volume).data
+    values = real_values(canonical.T, monochrome1_range=whole).T
     if values.shape != grid.shape:
         raise RuntimeError(
             f"study {study.id}: the stored original reads as canonical {values.shape}, "
