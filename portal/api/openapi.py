@@ -36,6 +36,7 @@ from portal.api.openapi_parts import (
     path_id,
     ref,
     schemas,
+    slice_paths,
 )
 from portal.api.routes import bp
 from portal.services.catalog import MAX_PAGE, SortKey
@@ -177,6 +178,7 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        **slice_paths(study),
         "/api/v1/studies/{study_id}/volumes/{index}/image.vti": {
             "get": op(
                 "Volume `index` of a 4-D study as a gzip `.vti`.",

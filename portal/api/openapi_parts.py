@@ -372,3 +372,58 @@ LIVE_COMMAND: Schema = obj(
     layout=null(STR),
     state=ANY_OBJ,
 )
+
+
+def slice_paths(study: Schema) -> dict[str, Schema]:
+    """The full-resolution slice routes (`portal/api/slices.py`)."""
+    where = [
+        study,
+        param(
+            "axis",
+            "path",
+            {"type": "string", "enum": ["axial", "coronal", "sagittal"]},
+            "Which canonical axis is held: `axial` k (towards Superior), `coronal` j "
+            "(Anterior), `sagittal` i (Right).",
+        ),
+        param(
+            "index",
+            "path",
+            {"type": "integer", "minimum": 0},
+            "Full-resolution index along that axis, 0 to `source_shape[axis] - 1` of the "
+            "pane meta; preview slice n is full index n × `step[axis]`.",
+        ),
+    ]
+    grid = (
+        "One voxel thick along the axis, at full resolution: spacing is the study's "
+        "`source_spacing_mm`, the origin is the world (RAS) position of the slice's voxel "
+        "(0, 0, 0), so it lies exactly on the preview grid. Gzip on the wire, ETag and "
+        "`Cache-Control: private`; 404 for an index outside the grid or a colour image."
+    )
+    return {
+        "/api/v1/studies/{study_id}/slices/{axis}/{index}/values.vti": {
+            "get": op(
+                "One slice of the study in real units (as `values.vti`: HU for CT, int16 or "
+                "float32).",
+                {"200": file_response("The slice as `.vti`.", "application/octet-stream")},
+                params=where,
+                extra=grid,
+            )
+        },
+        "/api/v1/studies/{study_id}/slices/{axis}/{index}/labels.vti": {
+            "get": op(
+                "One slice of a segmentation as RGBA (the colours of its `labels.vti`).",
+                {"200": file_response("The slice as `.vti`.", "application/octet-stream")},
+                params=[
+                    *where,
+                    param(
+                        "segmentation",
+                        "query",
+                        {"type": "integer", "minimum": 0},
+                        "A segmentation of the study (default: its first); another "
+                        "study's answers 404.",
+                    ),
+                ],
+                extra=grid,
+            )
+        },
+    }

@@ -16,7 +16,7 @@ import numpy as np
 from portal.imaging.preview import Preview
 from portal.imaging.windowing import Window, robust_window
 
-__all__ = ["ValuePreview", "compact_values", "units_of", "value_preview"]
+__all__ = ["ValuePreview", "compact_values", "real_values", "units_of", "value_preview"]
 
 _INT16 = np.iinfo(np.int16)
 
@@ -56,6 +56,37 @@ def compact_values(values: np.ndarray) -> np.ndarray:
     if fits and whole:
         return np.ascontiguousarray(values, dtype=np.int16)
     return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def real_values(
+    values: np.ndarray, *, monochrome1_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Voxels as read, in the units of the modality LUT, compacted (:func:`compact_values`).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Grey-level voxels as the reader gives them (rescale applied), any shape.
+    monochrome1_range : tuple of float, optional
+        For a DICOM MONOCHROME1 image: (min, max) of the whole volume as read; the
+        reader's inversion (``min + max - value``) is undone with it.
+
+    Returns
+    -------
+    numpy.ndarray
+        int16 or float32, same shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> real_values(np.array([0.0, 4000.0]), monochrome1_range=(0.0, 4095.0)).tolist()
+    [4095, 95]
+    """
+    if monochrome1_range is not None:
+        about = float(monochrome1_range[0]) + float(monochrome1_range[1])
+        wide = values.astype(np.float64 if values.dtype.kind == "f" else np.int64)
+        values = about - wide
+    return compact_values(values)
 
 
 @dataclass(frozen=True)
@@ -123,14 +154,11 @@ def value_preview(
     """
     if preview.values is None:
         raise ValueError('Argument "preview" is RGB: it has no real-unit values.')
-    values = preview.values
     window = preview.window
     if monochrome1_range is not None:
         about = float(monochrome1_range[0]) + float(monochrome1_range[1])
-        wide = values.astype(np.float64 if values.dtype.kind == "f" else np.int64)
-        values = about - wide
         window = Window(about - window.high, about - window.low)
-    compact = compact_values(values)
+    compact = real_values(preview.values, monochrome1_range=monochrome1_range)
     if compact.size:
         value_range = (float(compact.min()), float(compact.max()))
     else:

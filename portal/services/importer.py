@@ -37,6 +37,7 @@ from portal.imaging.preview import (
     vti_bytes,
 )
 from portal.imaging.resample import grid_difference, resample_labels
+from portal.imaging.slices import canonical_grid
 from portal.imaging.values import units_of
 from portal.imaging.volume import Volume as ImageVolume
 from portal.imaging.volume import check_same_grid
@@ -121,6 +122,7 @@ def _preview_files(
     """The browser payloads of a study (gzip .vti volumes, thumbnail, surfaces, metadata)
     and the window the grey levels were made with; `value_range` is the whole volume's."""
     preview = build_preview(volume, labels, max_dim=max_dim)
+    source = canonical_grid(volume.shape, volume.affine_ras)
     meta: dict[str, Any] = {
         "shape": list(preview.shape),
         "spacing_mm": list(preview.spacing_mm),
@@ -133,6 +135,9 @@ def _preview_files(
         ],
         "modality": modality,
         "units": units_of(modality),
+        # The full-resolution grid the slices/ routes cut from.
+        "source_shape": list(source.shape),
+        "source_spacing_mm": list(source.spacing_mm),
     }
     files = {
         "image.vti.gz": _gzip(vti_bytes(preview.image_u8, preview.spacing_mm, preview.origin_mm)),

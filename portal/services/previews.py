@@ -22,6 +22,7 @@ from portal.db.models import Segmentation, Study
 from portal.imaging.labels import Label, default_label_table, labels_to_rgba
 from portal.imaging.nifti import read_nifti
 from portal.imaging.preview import Preview, build_preview, labels_on_preview_grid
+from portal.imaging.slices import canonical_grid
 from portal.imaging.surfaces import grid_label_surfaces
 from portal.imaging.values import ValuePreview, value_preview
 from portal.imaging.vti import vti_bytes
@@ -32,12 +33,17 @@ from portal.services.segmentations import label_map
 from portal.services.store import preview_file, segmentation_preview_file, write_atomic
 
 __all__ = [
+    "SOURCE_KEYS",
     "gzip_bytes",
+    "read_meta",
     "segmentation_entries",
     "segmentation_preview",
+    "segmentation_table",
+    "source_grid_meta",
     "stored_step",
     "study_meta",
     "values_of",
+    "volume_range",
     "volume_values",
 ]
 
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Keys ``meta.json`` holds once the values preview exists (older studies lack them).
 VALUE_KEYS = ("values_dtype", "value_range", "auto_window", "default_window", "invert")
+#: Keys of the full-resolution canonical grid (the one ``slices/`` routes cut from).
+SOURCE_KEYS = ("source_shape", "source_spacing_mm")
 
 
 def gzip_bytes(data: bytes) -> bytes:
@@ -60,13 +68,21 @@ def values_of(
     return value_preview(preview, monochrome1_range=volume_range if header.monochrome1 else None)
 
 
-def _volume_range(data: np.ndarray) -> tuple[float, float]:
+def volume_range(data: np.ndarray) -> tuple[float, float]:
+    """(min, max) of a whole volume as read, NaN ignored; (0, 0) when empty."""
     if data.size == 0:
         return 0.0, 0.0
     return float(np.nanmin(data)), float(np.nanmax(data))
 
 
-def _read_meta(preview_dir: Path, study: Study) -> dict[str, Any]:
+def read_meta(preview_dir: Path, study: Study) -> dict[str, Any]:
+    """The study's ``meta.json`` as stored (no keys filled in).
+
+    Raises
+    ------
+    NotFound
+        If the study has no preview folder.
+    """
     path = preview_file(preview_dir, study.uid, "meta.json")
     if not path.exists():
         raise NotFound(f"study {study.id} has no preview")
@@ -81,7 +97,7 @@ def _step(meta: dict[str, Any]) -> tuple[int, int, int]:
 
 def stored_step(preview_dir: Path, study: Study) -> tuple[int, int, int]:
     """The stride of the study's preview grid, as made at import (from ``meta.json``)."""
-    return _step(_read_meta(preview_dir, study))
+    return _step(read_meta(preview_dir, study))
 
 
 def _stored_window(study: Study, meta: dict[str, Any]) -> Window | None:
@@ -105,6 +121,21 @@ def _check_grid(study: Study, meta: dict[str, Any], preview: Preview) -> None:
         )
 
 
+def source_grid_meta(study: Study) -> dict[str, Any]:
+    """``source_shape`` and ``source_spacing_mm``: the study's full-resolution canonical
+    grid (``i, j, k`` towards R, A, S), from its stored shape and affine alone."""
+    grid = canonical_grid(study.shape, np.asarray(study.affine_ras, dtype=float))
+    return {"source_shape": list(grid.shape), "source_spacing_mm": list(grid.spacing_mm)}
+
+
+def _fill_source_keys(study: Study, preview_dir: Path, meta: dict[str, Any]) -> None:
+    """Give a ``meta.json`` written before the keys existed the full-resolution grid."""
+    missing = {k: v for k, v in source_grid_meta(study).items() if k not in meta}
+    if missing:
+        meta.update(missing)
+        write_atomic(preview_file(preview_dir, study.uid, "meta.json"), json.dumps(meta).encode())
+
+
 def study_meta(study: Study, store_dir: Path, preview_dir: Path, max_voxels: int) -> dict[str, Any]:
     """The study's ``meta.json``, with ``values.vti.gz`` made first if it is missing.
 
@@ -112,9 +143,11 @@ def study_meta(study: Study, store_dir: Path, preview_dir: Path, max_voxels: int
     keys: the original is read back from the store, taken to the stored grid (the
     ``step`` in the old meta, whatever the preview size setting is today) and windowed
     with the stored window, and both files are written. RGB studies have no values;
-    their meta gains ``modality`` and ``units`` only.
+    their meta gains ``modality`` and ``units`` only. Every study's meta gains
+    :data:`SOURCE_KEYS` when it lacks them (see :func:`source_grid_meta`).
     """
-    meta = _read_meta(preview_dir, study)
+    meta = read_meta(preview_dir, study)
+    _fill_source_keys(study, preview_dir, meta)
     meta.setdefault("modality", study.modality)
     meta.setdefault("units", "HU" if study.modality.upper() == "CT" else "")
     if meta.get("rgb"):
@@ -125,7 +158,7 @@ def study_meta(study: Study, store_dir: Path, preview_dir: Path, max_voxels: int
     volume, header = read_stored_image(study, store_dir, max_voxels)
     preview = build_preview(volume, step=_step(meta), window=_stored_window(study, meta))
     _check_grid(study, meta, preview)
-    values = values_of(preview, _volume_range(volume.data), header)
+    values = values_of(preview, volume_range(volume.data), header)
     write_atomic(
         values_path, gzip_bytes(vti_bytes(values.values, preview.spacing_mm, preview.origin_mm))
     )
@@ -162,15 +195,16 @@ def volume_values(
     source = store_dir / study.volumes[0].files[0]
     volume = read_nifti(source, volume_index=index, max_voxels=max_voxels)
     preview = build_preview(volume, step=_step(meta), window=_stored_window(study, meta))
-    values = values_of(preview, _volume_range(volume.data), SourceHeader())
+    values = values_of(preview, volume_range(volume.data), SourceHeader())
     write_atomic(
         target, gzip_bytes(vti_bytes(values.values, preview.spacing_mm, preview.origin_mm))
     )
     return target
 
 
-def _table(segmentation: Segmentation, labels: np.ndarray) -> list[Label]:
-    """The segmentation's stored label table (names, colours), or palette colours."""
+def segmentation_table(segmentation: Segmentation, labels: np.ndarray) -> list[Label]:
+    """The segmentation's stored label table (names, colours), or palette colours of the
+    values in `labels` (palette colours go by value, so any part of the map agrees)."""
     if segmentation.labels:
         return [
             Label(lab.value, lab.name, _rgb(lab.color))
@@ -234,7 +268,7 @@ def segmentation_preview(
             return own
     if target.exists():
         return target
-    meta = _read_meta(preview_dir, study)
+    meta = read_meta(preview_dir, study)
     labels = labels_on_preview_grid(
         label_map(store_dir, study, segmentation),
         np.asarray(study.affine_ras, dtype=float),
@@ -245,7 +279,7 @@ def segmentation_preview(
             f"segmentation {segmentation.id}: preview shape {labels.shape}, "
             f"meta.json says {meta['shape']}"
         )
-    table = _table(segmentation, labels)
+    table = segmentation_table(segmentation, labels)
     spacing = tuple(float(v) for v in meta["spacing_mm"])
     origin = tuple(float(v) for v in meta["origin_mm"])
     rgba = gzip_bytes(vti_bytes(labels_to_rgba(labels, table), spacing, origin))

@@ -39,7 +39,9 @@ def pane_data(
     The meta is ``meta.json`` (grid, window, label table) with the keys of the
     real-unit preview ``values.vti`` (``modality``, ``units``, ``value_range``,
     ``auto_window``, ``default_window``, ``invert``, ``frame_of_reference``,
-    ``values_dtype``; see :mod:`portal.services.previews`) and ``segmentations``
+    ``values_dtype``; see :mod:`portal.services.previews`), the full-resolution canonical
+    grid ``source_shape`` and ``source_spacing_mm`` (what the ``slices/`` routes cut
+    from; filled in for studies imported before the keys existed) and ``segmentations``
     (``[{id, name, labels: [{value, name, color, volume_ml}]}]``, the first being the
     one ``labels.vti`` shows). Given `store_dir`, a study imported before
     ``values.vti`` existed gets it now (read back from its original); without it such
@@ -57,6 +59,8 @@ def pane_data(
         meta = json.loads(preview_file(preview_dir, study.uid, "meta.json").read_text())
         meta.setdefault("modality", study.modality)
         meta.setdefault("units", units_of(study.modality))
+        for key, value in previews.source_grid_meta(study).items():
+            meta.setdefault(key, value)
     meta["segmentations"] = previews.segmentation_entries(study)
     return study_detail(study), meta
 

@@ -131,6 +131,8 @@ EXPECTED_API_ROUTES = {
     ("GET", "/api/v1/studies/<int:study_id>/volumes/<int:index>/image.vti"),
     ("GET", "/api/v1/studies/<int:study_id>/volumes/<int:index>/values.vti"),
     ("GET", "/api/v1/studies/<int:study_id>/segmentations/<int:segmentation_id>/<name>"),
+    ("GET", "/api/v1/studies/<int:study_id>/slices/<axis>/<int:index>/values.vti"),
+    ("GET", "/api/v1/studies/<int:study_id>/slices/<axis>/<int:index>/labels.vti"),
     ("GET", "/api/v1/studies/<int:study_id>/review"),
     ("POST", "/api/v1/review-items/<int:item_id>/reads"),
     ("POST", "/api/v1/review-items/<int:item_id>/transitions"),
@@ -467,6 +469,14 @@ API_CALLS: dict[tuple[str, str], ApiCall] = {
         "GET",
         "/api/v1/studies/<int:study_id>/segmentations/<int:segmentation_id>/<name>",
     ): ApiCall(Need.SEE),
+    # Full-resolution slices; the label slice of the study's own first segmentation
+    # (another study's segmentation under a visible study: test_slices.py).
+    ("GET", "/api/v1/studies/<int:study_id>/slices/<axis>/<int:index>/values.vti"): ApiCall(
+        Need.SEE
+    ),
+    ("GET", "/api/v1/studies/<int:study_id>/slices/<axis>/<int:index>/labels.vti"): ApiCall(
+        Need.SEE, query=lambda t: f"?segmentation={t.segmentation_id}"
+    ),
     ("GET", "/api/v1/studies/<int:study_id>/review"): ApiCall(Need.SEE),
     ("POST", "/api/v1/review-items/<int:item_id>/reads"): ApiCall(Need.READ, _reads),
     ("POST", "/api/v1/review-items/<int:item_id>/transitions"): ApiCall(Need.READ, _transition),
@@ -507,6 +517,7 @@ def _path_values(t: Target) -> dict[str, object]:
         "segmentation_id": t.segmentation_id,
         "user_id": t.assignee_id,
         "index": 0,
+        "axis": "axial",
         "name": "image.vti",
     }
 

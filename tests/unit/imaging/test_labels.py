@@ -44,3 +44,19 @@ def test_invalid_input():
         labels_to_rgba(np.zeros((2, 2), np.float32), [])
     with pytest.raises(ValueError):
         labels_to_rgba(np.zeros((2, 2), np.uint8), [], opacity=2.0)
+
+
+def test_rgba_of_any_layout_is_the_table_colour_voxel_by_voxel():
+    labels = np.random.default_rng(5).integers(0, 40, (6, 7, 5)).astype(np.uint16)
+    table = [Label(3, "a", (1, 2, 3)), Label(39, "b", (250, 251, 252))]
+    for layout in (labels, labels.T, np.asfortranarray(labels)[:, ::-1]):
+        rgba = labels_to_rgba(layout, table, opacity=0.4)
+        assert rgba.shape == (*layout.shape, 4) and rgba.dtype == np.uint8
+        colours = {lab.value: lab.color for lab in table}
+        for index in np.ndindex(layout.shape):
+            value = int(layout[index])
+            if value == 0:
+                expected = (0, 0, 0, 0)
+            else:
+                expected = (*colours.get(value, PALETTE_RGB[(value - 1) % len(PALETTE_RGB)]), 102)
+            assert tuple(rgba[index]) == expected, index
