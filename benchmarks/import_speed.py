@@ -77,7 +77,8 @@ from portal.imaging.preview import build_preview, label_surfaces, thumbnail_png,
 from portal.imaging.volume import Volume
 from portal.services import auth, viewer
 from portal.services.discovery import StudySource, discover
-from portal.services.importer import ImportSettings, _read_image, import_study
+from portal.services.importer import ImportSettings, import_study
+from portal.services.originals import read_image
 from portal.ui.ids import Shell
 
 PREVIEW_MAX_DIM = 192
@@ -433,11 +434,11 @@ def isal_floor(path: Path) -> np.ndarray:
 
 
 def import_read_step(path: Path) -> object:
-    """What an import does to read the image: discover() groups, _read_image reads."""
+    """What an import does to read the image: discover() groups, read_image reads."""
     found = discover([path])
     if len(found.sources) != 1 or found.refused:
         raise RuntimeError(f"discover found {len(found.sources)} studies, refused {found.refused}")
-    return _read_image(found.sources[0], MAX_VOXELS)
+    return read_image(found.sources[0], MAX_VOXELS)
 
 
 @dataclass
@@ -489,7 +490,7 @@ def ct_reader_rows(data: CtData, runs: int, quick: bool) -> tuple[list[Row], lis
         Row("read CT .nii.gz", "read_nifti", t["ours"], "nibabel dataobj", t["nibabel"]),
         Row(
             "import read step, .nii.gz",
-            "discover + _read_image",
+            "discover + read_image",
             t["import"],
             "ISA-L inflate + frombuffer",
             t["isal"],
@@ -541,7 +542,7 @@ def ct_reader_rows(data: CtData, runs: int, quick: bool) -> tuple[list[Row], lis
             rows.append(
                 Row(
                     f"import read step, DICOM {name}",
-                    "discover + _read_image",
+                    "discover + read_image",
                     t["import"],
                     "SimpleITK file names + read",
                     t["sitk names"],
