@@ -68,7 +68,8 @@
       hidden: new Set(),
       seg: 0,
       fineKey: null,
-      movedAt: 0,
+      fineSentAt: 0,
+      movedAt: performance.now(),
       volume: "off",
       plane: true,
       planeSent: 0,
@@ -249,7 +250,7 @@
       place(actor, 0, fine && st.overlay);
       if (fine && st.overlay && P.recolour(st, actor.getMapper().getInputData())) changed = true;
     });
-    if (is2d(pane)) requestFine(st);
+    if (is2d(pane)) requestFine(st, actors);
     if (!is2d(pane) && P.apply3d(st, view, actors)) changed = true;
     if (is2d(pane) && orientCamera(view, axis)) changed = true;
     if (changed) view.renderView();
@@ -272,11 +273,19 @@
              key: st.axis + ":" + full + ":" + (seg ? seg.id : "") };
   }
 
-  function requestFine(st) {
+  function requestFine(st, actors) {
     const want = fineKey(st);
-    if (!want || st.fineKey === want.key) return;
-    if (performance.now() - st.movedAt < FINE_DELAY_MS) return;
+    if (!want || st.element.dataset.state !== "ready") return;
+    const now = performance.now();
+    if (st.fineKey === want.key) {
+      // A `set_props` sent while Dash is still busy with the page can be lost: ask again
+      // if the slice has not arrived (the same URL twice is not fetched twice).
+      if (fineMatches(st, actors.fineImage[0]) || now - st.fineSentAt < 3000) return;
+    } else if (now - st.movedAt < FINE_DELAY_MS) {
+      return;
+    }
     st.fineKey = want.key;
+    st.fineSentAt = performance.now();
     const base = "/api/v1/studies/" + st.study + "/slices/" + want.axis + "/" + want.full + "/";
     setProps("pane-fine-reader", st.study, { url: base + "values.vti" });
     if (st.view.segmentations && st.view.segmentations.length) {

@@ -140,16 +140,27 @@ def test_window_presets_drag_and_readout_in_hu(live_server: str, browser) -> Non
         study,
     )
 
-    # Hover readout: the value at the named voxel is pydicom's HU there.
+    # The preview is 171×171 (every third voxel); resting on the slice brings the full
+    # 512×512 slice, drawn instead of it.
+    assert view["step"][:2] == [3, 3]
+    _wait(
+        lambda: _drawn(driver, study)["fine"] == [512, 512, 1],
+        timeout=30,
+        what="the full-resolution slice",
+    )
+    time.sleep(0.6)
+    _screenshot(driver).save(ARTIFACTS / "window-full-resolution.png")
+    # Hover readout: the value at the named voxel is pydicom's HU there, at full resolution
+    # (voxels between the preview's every third one included).
     source = Path(get_testdata_file("693_UNCI.dcm"))
-    checked = 0
-    for fx, fy in ((0.5, 0.5), (0.42, 0.55), (0.6, 0.4), (0.55, 0.62)):
+    off_grid = 0
+    for fx, fy in ((0.5, 0.5), (0.42, 0.55), (0.6, 0.4), (0.55, 0.62), (0.47, 0.45)):
         readout = _hover(driver, study, fx, fy)
-        assert readout is not None and readout["value"] is not None
+        assert readout is not None and readout["value"] is not None and readout["fine"]
         world = _voxel_world(view, readout["voxel"])
         assert readout["value"] == _hu_at(source, world), (readout, world)
-        checked += 1
-    assert checked == 4
+        off_grid += any(v % 3 for v in readout["voxel"][:2])
+    assert off_grid >= 1  # not only voxels the preview has too
     text = pane.find_element(By.CSS_SELECTOR, ".readout").text
     assert " mm · " in text and "HU" in text
 
