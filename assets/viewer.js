@@ -311,6 +311,20 @@
       fineMatches(st, actors.fineLabel[0]);
   }
 
+  // Zoom and pan back to the whole slice (3D: the whole scene, from the default side).
+  function resetView(st) {
+    const view = viewOf(st.element);
+    if (!view || !view.renderer) return;
+    if (is2d(st.element)) {
+      const camera = view.renderer.getActiveCamera();
+      const axis = AXES[st.axis];
+      camera.setFocalPoint(0, 0, 0);
+      camera.setPosition(axis.position[0], axis.position[1], axis.position[2]);
+      camera.setViewUp(axis.up[0], axis.up[1], axis.up[2]);
+    }
+    view.resetCamera();
+  }
+
   // Point the 2D camera down the axis; only when it is not already (dash-vtk resets it to
   // axial when the pane comes back from 3D).
   function orientCamera(view, axis) {
@@ -468,7 +482,9 @@
     return pane ? state(pane) : null;
   }
   Object.assign(P, {
-    AXES, AXIS_ORDER, link, panes, paneOf, state, sliderHandle, setProps, planePosition, count, clampIndex, viewOf, sliceActors, is2d, apply, fineShown, fmt, setIndex, setAxis, setWindow, usePreset, cyclePreset, toggleLabel, setSegmentation, paneFromEvent,
+    AXES, AXIS_ORDER, link, panes, paneOf, state, sliderHandle, setProps, planePosition, count,
+    clampIndex, viewOf, sliceActors, is2d, apply, fineShown, fmt, setIndex, setAxis, setWindow,
+    usePreset, cyclePreset, toggleLabel, setSegmentation, paneFromEvent, resetView,
   });
 
   setInterval(function () {

@@ -11,12 +11,13 @@
 
   document.addEventListener("click", function (event) {
     const target = event.target.closest && event.target.closest(
-      ".view-axis, .wl-preset, .overlay-toggle, .overlay-outline, .legend-item, .seg-choice, " +
+      ".view-axis, .view-reset, .wl-preset, .overlay-toggle, .overlay-outline, .legend-item, .seg-choice, " +
       ".vol-preset, .plane-toggle");
     if (!target) return;
     const st = paneFromEvent(event);
     if (!st) return;
     if (target.classList.contains("view-axis")) setAxis(st, target.dataset.axis, true);
+    else if (target.classList.contains("view-reset")) P.resetView(st);
     else if (target.classList.contains("wl-preset")) {
       usePreset(st, target.dataset.preset);
       const menu = target.closest("details");
@@ -217,6 +218,8 @@
         const axes = AXIS_ORDER.filter((a) => (st.view.axes || AXIS_ORDER).indexOf(a) >= 0);
         setAxis(st, axes[(axes.indexOf(st.axis) + 1) % axes.length], true);
       } },
+    { key: "r", label: "r", description: "Reset zoom and pan",
+      handler: function () { const st = activeState(); if (st) P.resetView(st); } },
     { key: "w", label: "w", description: "Next window preset",
       handler: function () { const st = activeState(); if (st) cyclePreset(st); } },
     { key: "l", label: "l", description: "Link scrolling on/off",

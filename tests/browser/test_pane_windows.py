@@ -245,3 +245,25 @@ def test_keys_are_listed_and_act_on_the_active_pane(live_server: str, browser) -
     start = state()["index"]["coronal"]
     body.send_keys("\ue013")  # arrow up
     _wait(lambda: state()["index"]["coronal"] == start + 1, what="arrow up to step a slice")
+    # Zoom in with the right-button drag, then `r` brings the whole slice back.
+    scale = (
+        "const p = document.querySelector(`.pane[data-study-id='${arguments[0]}']`);"
+        "const v = window.portalPane.viewComponent(p.querySelector('.pane-view > div'));"
+        "return v.renderer.getActiveCamera().getParallelScale();"
+    )
+    start_scale = driver.execute_script(scale, study)
+    driver.execute_script(
+        "const p = document.querySelector(`.pane[data-study-id='${arguments[0]}']`);"
+        "const v = window.portalPane.viewComponent(p.querySelector('.pane-view > div'));"
+        "const c = v.renderer.getActiveCamera(); c.setParallelScale(c.getParallelScale() / 3);"
+        "v.renderView();",
+        study,
+    )
+    assert driver.execute_script(scale, study) < start_scale / 2
+    body.send_keys("r")
+    _wait(
+        # The whole slice again (vtk.js fits the visible slice's bounds, a little tighter
+        # than the first fit, which took the volume's).
+        lambda: driver.execute_script(scale, study) > 0.7 * start_scale,
+        what="r to reset the zoom",
+    )

@@ -472,7 +472,8 @@ def _tools(view: dict[str, Any]) -> html.Div:
             ("sagittal", "Sag", "Sagittal"),
         )
     ]
-    children: list[Any] = [html.Div(axes, className="tool-group view-axes")]
+    reset = html.Button("Reset", className="tool view-reset", title="Reset zoom and pan (r)")
+    children: list[Any] = [html.Div([*axes, reset], className="tool-group view-axes")]
     if not view["rgb"]:
         presets = [
             html.Button(
