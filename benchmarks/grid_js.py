@@ -11,6 +11,30 @@ INSTRUMENT = """
       for (const e of list.getEntries()) b.longtasks.push([e.startTime, e.duration]);
     }).observe({ type: "longtask", buffered: true });
   } catch (e) { b.noLongtasks = String(e); }
+  // When a canvas first shows label colours (the label slice drawn over the grey image):
+  // at least 12 of 96x96 probe pixels whose channels differ by more than 40.
+  const probe = document.createElement("canvas");
+  probe.width = probe.height = 96;
+  let probe2d = null;
+  const timer = setInterval(function () {
+    probe2d = probe2d || probe.getContext("2d", { willReadFrequently: true });
+    for (const c of document.querySelectorAll("canvas")) {
+      if (!c.width || !c.height || c === probe) continue;
+      probe2d.clearRect(0, 0, 96, 96);
+      probe2d.drawImage(c, 0, 0, 96, 96);
+      const px = probe2d.getImageData(0, 0, 96, 96).data;
+      let coloured = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        const r = px[i], g = px[i + 1], bl = px[i + 2];
+        if (Math.max(r, g, bl) - Math.min(r, g, bl) > 40) coloured += 1;
+      }
+      if (coloured >= 12) {
+        b.colouredAt = Math.round(performance.now());
+        clearInterval(timer);
+        return;
+      }
+    }
+  }, 100);
   for (const C of [window.WebGL2RenderingContext, window.WebGLRenderingContext]) {
     if (!C) continue;
     for (const name of ["texImage2D", "texImage3D", "texSubImage2D", "texSubImage3D"]) {
@@ -100,8 +124,9 @@ function step() {
     out.total = performance.now() - t0; out.to = sliceText(); done(out); return;
   }
   const now = slider('aria-valuenow'), max = slider('aria-valuemax');
-  if (now <= 0) down = false;
-  if (now >= max) down = true;
+  // Turn 10 slices before either end (the outermost slices are not compared).
+  if (now <= 10) down = false;
+  if (now >= max - 10) down = true;
   const r = view().getBoundingClientRect();
   const start = performance.now();
   canvas().dispatchEvent(new WheelEvent('wheel', {deltaY: down ? 100 : -100, bubbles: true,
