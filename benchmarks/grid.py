@@ -377,7 +377,8 @@ def main() -> int:
                     runs,
                     "3x3 grid",
                     f"all {g['all']:.0f} ms; scroll {rate:.1f}/s "
-                    f"({s['from']} -> {s.get('to')}) {s.get('error') or ''}",
+                    f"({s['from']} -> {s.get('to')}, {s['lost']} wheel(s) lost and sent again) "
+                    f"{s.get('error') or ''}",
                 )
         if args.dump:
             args.dump.write_text(json.dumps(res, default=str))

@@ -116,7 +116,7 @@ function checksum() {
   for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) | 0;
   return h;
 }
-const out = {times: [], from: sliceText()};
+const out = {times: [], lost: 0, from: sliceText()};
 let down = true, prevText = sliceText(), prevSum = checksum(), i = 0;
 const t0 = performance.now();
 function step() {
@@ -127,10 +127,15 @@ function step() {
   // Turn 10 slices before either end (the outermost slices are not compared).
   if (now <= 10) down = false;
   if (now >= max - 10) down = true;
-  const r = view().getBoundingClientRect();
   const start = performance.now();
-  canvas().dispatchEvent(new WheelEvent('wheel', {deltaY: down ? 100 : -100, bubbles: true,
-    cancelable: true, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2}));
+  let sent = start;
+  function wheel() {
+    const r = view().getBoundingClientRect();
+    canvas().dispatchEvent(new WheelEvent('wheel', {deltaY: down ? 100 : -100, bubbles: true,
+      cancelable: true, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2}));
+    sent = performance.now();
+  }
+  wheel();
   (function wait() {
     if (sliceText() !== prevText) {
       const s = checksum();
@@ -140,6 +145,10 @@ function step() {
         // from inside this animation-frame callback is lost by Dash's slider).
         i += 1; setTimeout(step, 0); return;
       }
+    } else if (slider('aria-valuenow') === now && performance.now() - sent > 500) {
+      // The slider did not move at all: the wheel was lost; a user would scroll again.
+      out.lost += 1;
+      wheel();
     }
     if (performance.now() - start > 10000) {
       out.error = 'step ' + i + ': after 10 s slice text ' + prevText + ' -> ' +

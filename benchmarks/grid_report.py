@@ -113,7 +113,8 @@ def report_all(
         f"slice scroll, CT pane with 9 shown: {median(rates):.1f} changes/s "
         f"(runs {', '.join(f'{x:.1f}' for x in rates)}); per step median {median(steps):.0f} ms, "
         f"mean {statistics.fmean(steps) if steps else float('nan'):.0f} ms, "
-        f"max {max(steps, default=float('nan')):.0f} ms"
+        f"max {max(steps, default=float('nan')):.0f} ms; wheels lost (no slider move in 500 ms, "
+        f"sent again): {', '.join(str(r['scroll']['lost']) for r in res['grid'])}"
     )
     print("\n# ratio                                          value   target   met")
     for text, value, target, ok in (
