@@ -380,14 +380,22 @@ def niivue_site(root: Path, bundle: Path, image: Path, label: Path, copies: int)
         shutil.copyfile(label, case / "mni152_1mm-label.nii.gz")
 
 
-def time_niivue(site_url: str, n: int, size: tuple[int, int], query: str = "") -> dict[str, object]:
+def time_niivue(
+    site_url: str,
+    n: int,
+    size: tuple[int, int],
+    query: str = "",
+    timeout_s: float = NIIVUE_TIMEOUT_S,
+) -> dict[str, object]:
     """`query`: more page parameters (`&img=...&lab=...&nlab=...`; default the MNI pair)."""
     with browser() as driver:
-        # NiiVue's texture work blocks the page for many seconds on SwiftShader; a poll
-        # that cannot run meanwhile must wait rather than fail.
-        driver.set_script_timeout(NIIVUE_TIMEOUT_S)
+        # NiiVue's texture work blocks the page for many seconds on SwiftShader (minutes for
+        # a 512x512x300 CT); a poll that cannot run meanwhile must wait rather than fail,
+        # and so must the HTTP call to chromedriver that carries it.
+        driver.set_script_timeout(timeout_s)
+        driver.command_executor.client_config.timeout = timeout_s + 60
         driver.get(f"{site_url}/index.html?n={n}&w={size[0]}&h={size[1]}{query}")
-        deadline = time.monotonic() + NIIVUE_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 out = driver.execute_script("return window.__bench || null;")
@@ -398,7 +406,7 @@ def time_niivue(site_url: str, n: int, size: tuple[int, int], query: str = "") -
             if out and out.get("done"):
                 break
             if time.monotonic() > deadline:
-                return {"failed": f"NiiVue not done after {NIIVUE_TIMEOUT_S} s: {out}"}
+                return {"failed": f"NiiVue not done after {timeout_s:.0f} s: {out}"}
             time.sleep(0.2)
         if any(tuple(wh) != size for wh in out["size"]):
             return {"failed": f"NiiVue canvas size {out['size']}, wanted {size}"}

@@ -73,7 +73,7 @@ from portal.services.importer import ImportSettings, import_sources
 HERE = Path(__file__).resolve().parent
 CT_SMALL = ("CT phantom 320x320x160", (320, 320, 160), 1)
 SCROLL_STEPS = 100
-TARGETS = {"bare": 1.5, "niivue": 0.1, "grid": 3.0, "scroll": 20.0}
+NIIVUE_CT_TIMEOUT_S = 900  # NiiVue blocked its page for over 120 s on this CT
 
 
 # ---------------------------------------------------------------- data
@@ -195,6 +195,7 @@ def grid_and_scroll(url: str, ids: list[int], ct_id: int) -> dict[str, Any]:
     """3x3 grid: all panes ready; then slice steps in the CT pane with the 9 shown."""
     with browser() as driver:
         driver.set_script_timeout(SCROLL_STEPS * 10 + 60)
+        driver.command_executor.client_config.timeout = SCROLL_STEPS * 10 + 120
         login(driver, url)
         driver.get(f"{url}/review?studies={','.join(map(str, ids))}&layout=3x3")
         panes = wait_for(
@@ -364,7 +365,7 @@ def main() -> int:
                 res["bare"].append(b)
                 say(run, runs, "bare dash-vtk", f"{b['ready']:.0f} ms")
                 if not args.no_niivue:
-                    n = time_niivue(site_url, 1, p["size"], niivue_query)
+                    n = time_niivue(site_url, 1, p["size"], niivue_query, NIIVUE_CT_TIMEOUT_S)
                     res["niivue"].append(n)
                     say(run, runs, "NiiVue 1 canvas", n.get("failed") or f"{n['first']:.0f} ms")
                 g = grid_and_scroll(url, grid_ids, ct_id)
