@@ -1,6 +1,8 @@
 """The floor for time to first pane: a bare Dash + dash-vtk page, no portal code, no login.
 
-Started by ``benchmarks/grid.py`` as ``python benchmarks/bare_vtk.py --port N --spec FILE``.
+Started by ``benchmarks/grid.py`` under gunicorn with the worker settings of ``portal serve``
+(``gunicorn 'bare_vtk:wsgi("FILE")'``); ``python benchmarks/bare_vtk.py --port N --spec FILE``
+runs it on Flask's development server instead (slower at sending the JS bundles).
 The spec (JSON) names the preview files the portal's pane fetched in the same run, stored
 byte for byte as they came off the wire, with their ``Content-Encoding``:
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import dash_vtk
 from dash import Dash, html
-from flask import Response, abort
+from flask import Flask, Response, abort
 
 ASSETS = Path(__file__).resolve().parent / "bare_vtk_assets"
 
@@ -69,6 +71,17 @@ def build(spec: dict[str, object]) -> Dash:
         ),
     )
     return app
+
+
+def wsgi(spec_path: str) -> Flask:
+    """For gunicorn, the server ``portal serve`` runs: ``gunicorn 'bare_vtk:wsgi("spec")'``."""
+    app = build(json.loads(Path(spec_path).read_text()))
+    # Dash records its bundle paths when it renders the index page; a gunicorn worker whose
+    # first request is a bundle would answer 500 (the portal does the same at start-up).
+    with app.server.test_request_context("/"):
+        app._generate_scripts_html()  # noqa: SLF001
+        app._generate_css_dist_html()  # noqa: SLF001
+    return app.server
 
 
 def main() -> None:

@@ -73,6 +73,7 @@ from portal.services.importer import ImportSettings, import_sources
 HERE = Path(__file__).resolve().parent
 CT_SMALL = ("CT phantom 320x320x160", (320, 320, 160), 1)
 SCROLL_STEPS = 100
+PORTAL_THREADS = 1  # `portal serve`'s default, as first_pane.portal_server runs it
 NIIVUE_CT_TIMEOUT_S = 900  # NiiVue blocked its page for over 120 s on this CT
 
 
@@ -266,7 +267,23 @@ def bare_server(spec: dict[str, Any], folder: Path) -> Iterator[str]:
     log_path = folder / "bare.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(HERE / "bare_vtk.py"), "--port", str(port), "--spec", spec_path],
+            # The same server and worker settings as `portal serve --workers 2`.
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--chdir",
+                str(HERE),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                str(PORTAL_THREADS),
+                "--worker-class",
+                "gthread",
+                f"bare_vtk:wsgi({json.dumps(str(spec_path))})",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
