@@ -94,9 +94,20 @@ NIIVUE_PAGE = """<!doctype html>
   const out = { ready: [], phases: [], size: [], lit: [], coloured: [], error: null };
   window.__bench = out;
   window.addEventListener("error", (e) => { out.error = String(e.message); });
-  // Discrete table for the label map: 0 transparent, 1 grey matter, 2 white matter.
-  const table = { R: [0, 230, 60], G: [0, 160, 120], B: [0, 40, 255], A: [0, 255, 255],
-                  I: [0, 1, 2], labels: ["", "grey matter", "white matter"] };
+  // File names in each case folder, and the label map's highest value (MNI: grey and
+  // white matter).
+  const img = q.get("img") || "mni152_1mm.nii.gz";
+  const lab = q.get("lab") || "mni152_1mm-label.nii.gz";
+  const nlab = Number(q.get("nlab") || 2);
+  // Discrete table for the label map: 0 transparent, then one colour per value.
+  const palette = [[230, 160, 40], [60, 120, 255], [80, 200, 80], [220, 60, 60],
+                   [200, 80, 200], [60, 200, 200]];
+  const table = { R: [0], G: [0], B: [0], A: [0], I: [0], labels: [""] };
+  for (let v = 1; v <= nlab; v++) {
+    const c = palette[(v - 1) % palette.length];
+    table.R.push(c[0]); table.G.push(c[1]); table.B.push(c[2]); table.A.push(255);
+    table.I.push(v); table.labels.push("label " + v);
+  }
   async function one(i) {
     // NiiVue sizes its canvas to the parent element, so the parent gets the pane size.
     const box = document.createElement("div");
@@ -110,8 +121,8 @@ NIIVUE_PAGE = """<!doctype html>
     await nv.attachToCanvas(canvas);
     const attached = performance.now();
     await nv.loadVolumes([
-      { url: "case" + i + "/mni152_1mm.nii.gz" },
-      { url: "case" + i + "/mni152_1mm-label.nii.gz", opacity: 0.5 },
+      { url: "case" + i + "/" + img },
+      { url: "case" + i + "/" + lab, opacity: 0.5 },
     ]);
     const loaded = performance.now();
     nv.volumes[1].setColormapLabel(table);
@@ -369,13 +380,22 @@ def niivue_site(root: Path, bundle: Path, image: Path, label: Path, copies: int)
         shutil.copyfile(label, case / "mni152_1mm-label.nii.gz")
 
 
-def time_niivue(site_url: str, n: int, size: tuple[int, int]) -> dict[str, object]:
+def time_niivue(
+    site_url: str,
+    n: int,
+    size: tuple[int, int],
+    query: str = "",
+    timeout_s: float = NIIVUE_TIMEOUT_S,
+) -> dict[str, object]:
+    """`query`: more page parameters (`&img=...&lab=...&nlab=...`; default the MNI pair)."""
     with browser() as driver:
-        # NiiVue's texture work blocks the page for many seconds on SwiftShader; a poll
-        # that cannot run meanwhile must wait rather than fail.
-        driver.set_script_timeout(NIIVUE_TIMEOUT_S)
-        driver.get(f"{site_url}/index.html?n={n}&w={size[0]}&h={size[1]}")
-        deadline = time.monotonic() + NIIVUE_TIMEOUT_S
+        # NiiVue's texture work blocks the page for many seconds on SwiftShader (minutes for
+        # a 512x512x300 CT); a poll that cannot run meanwhile must wait rather than fail,
+        # and so must the HTTP call to chromedriver that carries it.
+        driver.set_script_timeout(timeout_s)
+        driver.command_executor.client_config.timeout = timeout_s + 60
+        driver.get(f"{site_url}/index.html?n={n}&w={size[0]}&h={size[1]}{query}")
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 out = driver.execute_script("return window.__bench || null;")
@@ -386,7 +406,7 @@ def time_niivue(site_url: str, n: int, size: tuple[int, int]) -> dict[str, objec
             if out and out.get("done"):
                 break
             if time.monotonic() > deadline:
-                return {"failed": f"NiiVue not done after {NIIVUE_TIMEOUT_S} s: {out}"}
+                return {"failed": f"NiiVue not done after {timeout_s:.0f} s: {out}"}
             time.sleep(0.2)
         if any(tuple(wh) != size for wh in out["size"]):
             return {"failed": f"NiiVue canvas size {out['size']}, wanted {size}"}

@@ -5,7 +5,7 @@ Run: ``python benchmarks/import_speed.py [--runs N] [--ct-only] [--quick]`` (run
 test extras (SimpleITK): ``pip install -e ".[test]"``.
 
 Two parts. The demo MNI152 study, below. Then a generated 512x512x300 int16 CT (see
-:func:`ct_phantom`) as ``.nii.gz`` and as 300-file DICOM series, uncompressed (12-bit,
+:func:`phantoms.ct_phantom`) as ``.nii.gz`` and as 300-file DICOM series, uncompressed (12-bit,
 RescaleIntercept -1024), JPEG-LS lossless and JPEG 2000 lossless, read by ``read_nifti``
 and ``read_dicom_series`` against the fastest baselines we know of, measured in turns in
 the same run: ISA-L's one-shot inflate of the whole ``.nii.gz`` plus ``np.frombuffer`` of
@@ -60,6 +60,7 @@ import pydicom
 import SimpleITK as sitk
 from flask.testing import FlaskClient
 from isal import igzip
+from phantoms import CT_SHAPE, ct_affine, ct_phantom
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 from sqlalchemy import select
 
@@ -296,53 +297,7 @@ def mni_section(runs: int) -> None:
 
 # --- 512 x 512 x 300 CT: readers against the fastest baselines -----------------------
 
-CT_SHAPE = (512, 512, 300)  # (i, j, k): columns, rows, slices
-CT_SPACING_MM = (0.7, 0.7, 1.0)
 VIEWER_PASSWORD = "benchmark password"
-
-
-def ct_phantom(shape: tuple[int, int, int] = CT_SHAPE, seed: int = 0) -> np.ndarray:
-    """A CT-like int16 volume in HU, (i, j, k) order, deterministic.
-
-    Air (-1000) around an elliptic body whose outline changes along k: a fat layer
-    (-90), soft tissue (45), an organ (60), lungs (-850) in the upper half, a spine
-    (cortical 1100, marrow 300) and ribs (900); Gaussian noise of 18 HU inside the
-    body and 6 HU in air, clipped to [-1024, 3071] as a 12-bit scanner stores it. Its
-    gzip ratio (~46 %) is that of a real CT (70 MB for 157 MB).
-    """
-    ni, nj, nk = shape
-    rng = np.random.default_rng(seed)
-    out = np.empty(shape, np.int16)
-    i = np.arange(ni, dtype=np.float32)[:, None] - ni / 2
-    j = np.arange(nj, dtype=np.float32)[None, :] - nj / 2
-    for k in range(nk):
-        t = k / max(nk - 1, 1)
-        a = 0.40 * ni * (1 + 0.06 * np.sin(3.1 * t))
-        b = 0.28 * nj * (1 + 0.05 * np.cos(2.3 * t))
-        r = (i / a) ** 2 + (j / b) ** 2
-        hu = np.full((ni, nj), -1000, np.float32)
-        hu[r < 1] = -90
-        hu[r < 0.85] = 45
-        hu[((i + 0.15 * ni) / (0.12 * ni)) ** 2 + ((j - 0.02 * nj) / (0.10 * nj)) ** 2 < 1] = 60
-        if t > 0.45:
-            lung = 0.13 * ni * min(1.0, (t - 0.45) * 6)
-            for side in (-1, 1):
-                inside = ((i - side * 0.17 * ni) / lung) ** 2 + (
-                    (j + 0.02 * nj) / (1.3 * lung)
-                ) ** 2
-                hu[inside < 1] = -850
-        spine = i**2 + (j - 0.17 * nj) ** 2
-        hu[spine < (0.045 * ni) ** 2] = 1100
-        hu[spine < (0.03 * ni) ** 2] = 300
-        for angle in np.linspace(0.3, np.pi - 0.3, 7):
-            for side in (-1, 1):
-                ci = side * 0.855 * a * np.cos(angle)
-                cj = -0.9 * b * np.sin(angle - np.pi / 2)
-                hu[(i - ci) ** 2 + (j - cj) ** 2 < (0.012 * ni) ** 2] = 900
-        noise = rng.standard_normal((ni, nj), dtype=np.float32)
-        hu += noise * np.where(hu > -950, 18, 6).astype(np.float32)
-        out[:, :, k] = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
-    return out
 
 
 def _as_12_bit_ct(path: Path) -> None:
@@ -369,8 +324,7 @@ class CtData:
 def write_ct_data(folder: Path) -> CtData:
     """The phantom as .nii.gz (nibabel's default gzip level) and as three DICOM series."""
     hu = ct_phantom()
-    affine = np.diag([*CT_SPACING_MM, 1.0])
-    affine[:3, 3] = [-179.2, -179.2, -150.0]
+    affine = ct_affine()
     nifti = write_nifti(folder / "ct.nii.gz", hu, affine)
     stored = (hu.astype(np.int32) + 1024).astype(np.int16)
     paths = write_dicom_series(
