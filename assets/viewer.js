@@ -74,7 +74,7 @@
       plane: true,
       planeSent: 0,
       pending: null,
-      wanted: null,
+      sliderTimer: null,
     };
     panes.set(study, st);
     applyInitial(st, JSON.parse(pane.dataset.initial || "{}"));
@@ -388,6 +388,13 @@
 
   // ---- actions (controls, keys, linked panes) -----------------------------------------------
 
+  // Linked panes follow at most this often while one pane scrolls: the scrolled pane draws
+  // every step, the others catch up (on a software-rendered GPU nine redraws a step would
+  // halve the scroll rate).
+  const LINK_EVERY_MS = 120;
+  const followers = new Set();
+  let followTimer = null;
+
   function setIndex(st, i, propagate) {
     const k = clampIndex(st, st.axis, i);
     if (k !== st.index[st.axis]) st.movedAt = performance.now();
@@ -400,12 +407,35 @@
         if (target === other.index[other.axis]) return;
         other.index[other.axis] = target;
         other.movedAt = performance.now();
-        other.pending = target;
-        apply(other.element, false);
-        setProps("pane-slider", other.study, { value: target });
+        followers.add(other);
       });
+      if (followers.size && followTimer === null) followTimer = setTimeout(follow, LINK_EVERY_MS);
     }
     return k;
+  }
+
+  function follow() {
+    followTimer = null;
+    followers.forEach(function (other) {
+      if (other.element.isConnected) {
+        apply(other.element, false);
+        syncSlider(other, 0);
+      }
+    });
+    followers.clear();
+  }
+
+  // The pane's Dash slider shows the slice (its callback then finds nothing to do). Sent
+  // after `delay` ms of rest, so a fast wheel does not make Dash re-render it every step.
+  function syncSlider(st, delay) {
+    clearTimeout(st.sliderTimer);
+    st.sliderTimer = setTimeout(function () {
+      const handle = sliderHandle(st.element);
+      const k = st.index[st.axis];
+      if (handle && Number(handle.getAttribute("aria-valuenow")) === k) return;
+      st.pending = k;
+      setProps("pane-slider", st.study, { value: k });
+    }, delay);
   }
 
   function setAxis(st, axis, propagate) {
@@ -484,7 +514,7 @@
   Object.assign(P, {
     AXES, AXIS_ORDER, link, panes, paneOf, state, sliderHandle, setProps, planePosition, count,
     clampIndex, viewOf, sliceActors, is2d, apply, fineShown, fmt, setIndex, setAxis, setWindow,
-    usePreset, cyclePreset, toggleLabel, setSegmentation, paneFromEvent, resetView,
+    usePreset, cyclePreset, toggleLabel, setSegmentation, paneFromEvent, resetView, syncSlider,
   });
 
   setInterval(function () {
@@ -506,10 +536,11 @@
       const pane = paneOf(study);
       const st = pane && state(pane);
       if (!st) return String(k + 1);
-      const linked = st.pending === k;
+      // The slider catching up with a slice this script already shows: nothing to do (the
+      // pane may have moved on since).
+      const echo = st.pending === k;
       st.pending = null;
-      if (st.wanted === k) st.wanted = null;
-      setIndex(st, k, !linked);
+      if (!echo) setIndex(st, k, true);
       return sliceText(st);
     },
     plane: function (pane) {

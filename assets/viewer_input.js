@@ -167,14 +167,13 @@
     return pane && pane.isConnected ? state(pane) : null;
   }
 
-  // One slice further from the last one asked for (not the last one shown): a fast wheel
-  // or a held key asks again before Dash has delivered the previous step.
+  // One slice further, drawn at once (no server, no Dash round trip); the slider follows
+  // when the wheel rests.
   function stepPane(st, delta) {
-    const base = st.wanted === null ? st.index[st.axis] : st.wanted;
-    const k = clampIndex(st, st.axis, base + delta);
-    if (k === base) return;
-    st.wanted = k;
-    setProps("pane-slider", st.study, { value: k });
+    const k = clampIndex(st, st.axis, st.index[st.axis] + delta);
+    if (k === st.index[st.axis]) return;
+    P.setIndex(st, k, true);
+    P.syncSlider(st, 150);
   }
 
   function step(delta) {
