@@ -275,7 +275,9 @@
 
   function requestFine(st, actors) {
     const want = fineKey(st);
-    if (!want || st.element.dataset.state !== "ready") return;
+    // Refinement waits until every pane of the page has drawn its preview: the first
+    // picture of the whole grid comes first (the server reads originals for it).
+    if (!want || document.querySelector('.pane[data-study-id]:not([data-state="ready"])')) return;
     const now = performance.now();
     if (st.fineKey === want.key) {
       // A `set_props` sent while Dash is still busy with the page can be lost: ask again

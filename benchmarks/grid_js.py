@@ -86,7 +86,8 @@ return b ? {state: b.dataset.state || '', readyAt: b.dataset.readyAt ? Number(b.
 """
 
 # Slice scrolling in one pane through the user's path: a wheel event over `.pane-view`
-# (assets/pane.js turns it into a slider change). Each step waits until the slice text has
+# (assets/viewer_input.js steps the slice; the slider follows when the wheel rests, so the
+# position is read from the slice text "k/n · z ... mm"). Each step waits until the slice text has
 # changed and then the view's pixels have changed (checked once per animation frame);
 # steps go down from the current slice and turn at either end.
 SCROLL = """
@@ -123,7 +124,8 @@ function step() {
   if (i >= steps) {
     out.total = performance.now() - t0; out.to = sliceText(); done(out); return;
   }
-  const now = slider('aria-valuenow'), max = slider('aria-valuemax');
+  const text = sliceText().split(' ')[0].split('/');
+  const now = Number(text[0]) - 1, max = Number(text[1]) - 1;
   // Turn 10 slices before either end (the outermost slices are not compared).
   if (now <= 10) down = false;
   if (now >= max - 10) down = true;
@@ -145,8 +147,8 @@ function step() {
         // from inside this animation-frame callback is lost by Dash's slider).
         i += 1; setTimeout(step, 0); return;
       }
-    } else if (slider('aria-valuenow') === now && performance.now() - sent > 500) {
-      // The slider did not move at all: the wheel was lost; a user would scroll again.
+    } else if (performance.now() - sent > 500) {
+      // The slice did not move at all: the wheel was lost; a user would scroll again.
       out.lost += 1;
       wheel();
     }
