@@ -12,6 +12,7 @@ import base64
 import gzip
 import io
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,16 +24,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse, encode_multipart
 
 from portal.app import create_app
+from portal.client import PortalClient, PortalError
 from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import AuditEntry, ReviewItem, Role, Segmentation, Study, User
 from portal.db.session import Database
 from portal.imaging.demo import build_demo_dataset
 from portal.imaging.vti import VtiImage, read_vti_bytes
-from portal.services import segmentation_add, viewer
+from portal.services import segmentation_add, tokens, viewer
 from portal.services.auth import Principal
 from portal.services.discovery import StudySource
 from portal.services.errors import InvalidInput
@@ -490,3 +493,36 @@ def test_pane_upload_remounts_the_pane_with_the_new_segmentation(world: World) -
     assert "not available to you" in outsider.get_data(as_text=True)
     assert MNI not in outsider.get_data(as_text=True)
     assert _state(world, sid) == before
+
+
+# --- the Python client against a real server ------------------------------------------
+
+
+def test_python_client_adds_a_segmentation(world: World) -> None:
+    sid = world.ids[MNI]
+    path, labels = _label_file(world, MNI, "client.nii.gz", seed=13)
+    with world.db.session() as s:
+        user = s.scalar(select(User).where(User.username == "exp"))
+        assert user is not None
+        _, token = tokens.create_token(
+            s, Principal.of(user), "addseg", tokens.parse_scopes(["review"]), 1
+        )
+    httpd = make_server("127.0.0.1", 0, world.app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with PortalClient(f"http://127.0.0.1:{httpd.server_port}", token) as client:
+            added = client.add_segmentation(sid, path, "from a notebook", "nb-1")
+            again = client.add_segmentation(sid, path, "from a notebook", "nb-1")
+            assert added == again and added["name"] == "from a notebook"
+            assert [lab["voxel_count"] for lab in added["labels"]] == [
+                int((labels == v).sum()) for v in (2, 5, 9)
+            ]
+            study = client.study(sid)
+            assert added["id"] in [seg["id"] for seg in study["segmentations"]]
+            with pytest.raises(PortalError) as refused:
+                client.add_segmentation(sid, path, "again, no key")
+            assert refused.value.status == 409 and refused.value.code == "conflict"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
