@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     import portal.api.pacs  # noqa: F401  (adds the PACS routes to the API blueprint)
     import portal.api.reports  # noqa: F401  (adds the export routes to the API blueprint)
     import portal.api.review  # noqa: F401  (adds the review routes to the API blueprint)
+    import portal.api.segmentations  # noqa: F401  (adds adding a segmentation to a study)
     import portal.api.slices  # noqa: F401  (adds the full-resolution slice routes)
     import portal.api.tokens  # noqa: F401  (adds the token routes to the API blueprint)
     from portal.api import errors as api_errors

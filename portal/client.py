@@ -175,6 +175,44 @@ class PortalClient:
                 out.write(chunk)
         return target
 
+    def add_segmentation(
+        self,
+        study_id: int,
+        path: str | Path,
+        name: str = "",
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a label map to a study beside its segmentations (the study keeps its version).
+
+        Parameters
+        ----------
+        study_id
+            The study; the token's user must be a reader of its project.
+        path
+            A NIfTI, NRRD, MGH or DICOM SEG label map on the study's voxel grid.
+        name
+            Its name in the pane's segmentation chooser; empty: the file name's stem.
+        idempotency_key
+            Sent as ``Idempotency-Key``: a retry with the same key returns the same
+            segmentation instead of adding another.
+
+        Returns
+        -------
+        dict
+            ``{id, study_id, name, labels: [{value, name, color, voxel_count, volume_ml}]}``.
+        """
+        source = Path(path)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        with source.open("rb") as handle:
+            added: dict[str, Any] = self._json(
+                "POST",
+                f"/studies/{int(study_id)}/segmentations/attach",
+                data={"name": name},
+                files={"file": (source.name, handle, "application/octet-stream")},
+                headers=headers,
+            )
+        return added
+
     def import_files(self, project: str, paths: Iterable[str | Path]) -> dict[str, Any]:
         """Upload files into `project` and queue their import; returns the import job.
 

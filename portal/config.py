@@ -78,6 +78,11 @@ class Settings:
     max_upload_mb: int = _setting(  # type: ignore[assignment]
         4096, "Largest upload (all files of one request together), in MiB."
     )
+    max_segmentation_mb: int = _setting(  # type: ignore[assignment]
+        256,
+        "Largest label map file added to an existing study, in MiB (it is held in memory "
+        "while checked; the pane's upload is also bounded by the 16 MiB of a Dash request).",
+    )
     max_archive_mb: int = _setting(  # type: ignore[assignment]
         16384,
         "Largest total unpacked size of one ZIP archive being imported, in MiB (zip bombs "

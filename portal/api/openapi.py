@@ -214,6 +214,48 @@ def _paths() -> dict[str, Schema]:
                 scope="review",
             )
         },
+        "/api/v1/studies/{study_id}/segmentations/attach": {
+            "post": op(
+                "Add a label map to the study (same version): a reader's edit or another "
+                "model's output, on the study's grid.",
+                {
+                    "201": json_response(
+                        "The new segmentation.",
+                        obj(
+                            ["id", "study_id", "name", "labels"],
+                            id=INT,
+                            study_id=INT,
+                            name=STR,
+                            labels=arr(
+                                obj(
+                                    ["value", "name", "color", "voxel_count", "volume_ml"],
+                                    value=INT,
+                                    name=STR,
+                                    color=STR,
+                                    voxel_count=null(INT),
+                                    volume_ml=null(NUM),
+                                )
+                            ),
+                        ),
+                    )
+                },
+                params=[study, IDEMPOTENCY],
+                body={
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": obj(
+                                ["file"],
+                                file={"type": "string", "format": "binary"},
+                                name=STR,
+                            )
+                        }
+                    },
+                },
+                write=True,
+                scope="review",
+            )
+        },
         "/api/v1/segmentations/{segmentation_id}/labels": {
             "get": op(
                 "A segmentation as NIfTI (default) or NRRD on the study's grid.",

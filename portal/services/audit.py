@@ -63,6 +63,8 @@ ACTIONS: dict[str, str] = {
     "study.view": "first fetch of a study's data (detail, previews, volumes, review, "
     "viewer pane) in a login session; detail says through what",
     "study.import": "a study was imported (or a new version of it)",
+    "segmentation.add": "a segmentation was added to an existing study (detail: its id and "
+    "label count)",
     "import.queued": "an import job was queued",
     "import.finished": "an import job ended (detail has its status)",
     "review.transition": "a review item changed state outside a reading round",

@@ -208,7 +208,7 @@ def _labels_on_grid(
     return _LabelMap(labels, table, notes)
 
 
-def _full_table(
+def full_label_table(
     file_table: list[Label], counts: dict[int, int], names: dict[int, str]
 ) -> list[Label]:
     """The label table to store: the file's own segments, or the values present."""
@@ -273,7 +273,7 @@ def import_study(
     # From the full label map: a small structure the preview stride misses is still a label.
     labels = label_map.labels if label_map is not None else None
     counts = label_counts(labels) if labels is not None else {}
-    table = _full_table(label_map.table if label_map else [], counts, source.label_names)
+    table = full_label_table(label_map.table if label_map else [], counts, source.label_names)
     modality = (source.modality or volume.modality or "OT").upper()[:16]
     value_min, value_max = _value_range(volume)
     previews, window = _preview_files(

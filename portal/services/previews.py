@@ -38,6 +38,7 @@ __all__ = [
     "read_meta",
     "segmentation_entries",
     "segmentation_preview",
+    "segmentation_preview_bytes",
     "segmentation_table",
     "source_grid_meta",
     "stored_step",
@@ -268,23 +269,43 @@ def segmentation_preview(
             return own
     if target.exists():
         return target
-    meta = read_meta(preview_dir, study)
-    labels = labels_on_preview_grid(
-        label_map(store_dir, study, segmentation),
-        np.asarray(study.affine_ras, dtype=float),
-        _step(meta),
+    labels = label_map(store_dir, study, segmentation)
+    files = segmentation_preview_bytes(
+        study, labels, segmentation_table(segmentation, labels), preview_dir
     )
-    if list(labels.shape) != list(meta["shape"]):
+    for file_name, data in files.items():
+        write_atomic(target.parent / file_name, data)
+    return target
+
+
+def segmentation_preview_bytes(
+    study: Study, labels: np.ndarray, table: list[Label] | None, preview_dir: Path
+) -> dict[str, bytes]:
+    """``{"labels.vti.gz": ..., "surfaces.json": ...}`` of a label map of `study`.
+
+    Parameters
+    ----------
+    labels
+        The full-resolution label map on the study's voxel grid, (i, j, k) order.
+    table
+        The label table (names, colours); None gives palette colours to the values present.
+
+    Raises
+    ------
+    NotFound
+        If the study has no preview (``meta.json``).
+    """
+    meta = read_meta(preview_dir, study)
+    grid = labels_on_preview_grid(labels, np.asarray(study.affine_ras, dtype=float), _step(meta))
+    if list(grid.shape) != list(meta["shape"]):
         raise RuntimeError(
-            f"segmentation {segmentation.id}: preview shape {labels.shape}, "
-            f"meta.json says {meta['shape']}"
+            f"study {study.id}: label preview shape {grid.shape}, meta.json says {meta['shape']}"
         )
-    table = segmentation_table(segmentation, labels)
+    if table is None:
+        table = default_label_table(np.unique(grid))
     spacing = tuple(float(v) for v in meta["spacing_mm"])
     origin = tuple(float(v) for v in meta["origin_mm"])
-    rgba = gzip_bytes(vti_bytes(labels_to_rgba(labels, table), spacing, origin))
-    surfaces = json.dumps(grid_label_surfaces(labels, spacing, origin, table)).encode()
-    folder = target.parent
-    write_atomic(folder / "labels.vti.gz", rgba)
-    write_atomic(folder / "surfaces.json", surfaces)
-    return target
+    return {
+        "labels.vti.gz": gzip_bytes(vti_bytes(labels_to_rgba(grid, table), spacing, origin)),
+        "surfaces.json": json.dumps(grid_label_surfaces(grid, spacing, origin, table)).encode(),
+    }

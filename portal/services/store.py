@@ -43,7 +43,7 @@ def combined_hash(hashes: Iterable[str]) -> str:
 
 def source_suffix(path: Path) -> str:
     name = path.name.lower()
-    for suffix in (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".mgz", ".dcm"):
+    for suffix in (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".mgz", ".mgh", ".dcm"):
         if name.endswith(suffix):
             return suffix
     return ""

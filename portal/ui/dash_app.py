@@ -17,6 +17,7 @@ from portal.ui.callbacks import (
     pacs,
     review,
     router,
+    segmentation_upload,
 )
 from portal.ui.ids import Shell
 from portal.web.security import CSRF_COOKIE, CSRF_HEADER
@@ -66,6 +67,7 @@ def build_dash(server: Flask) -> Dash:
     router.register(app)
     caselist.register(app)
     review.register(app)
+    segmentation_upload.register(app)
     grid.register(app)
     pacs.register(app)
     admin.register(app)

@@ -79,6 +79,13 @@ class Pane(enum.StrEnum):
     FINE_LABEL_READER = "pane-fine-label-reader"
     VOLUME = "pane-volume"
     VOLUME_TEXT = "pane-volume-text"
+    # adding a segmentation (review panel details); the pane is re-mounted in its slot
+    SEG_UPLOAD = "pane-seg-upload"
+    SEG_NAME = "pane-seg-name"
+    SEG_MESSAGE = "pane-seg-message"
+    SLOT = "pane-slot"
+    # the slot's child after a re-mount: {"type": ..., "study": id, "n": segmentation id}
+    MOUNT = "pane-mount"
 
 
 def pane_id(kind: Pane, study_id: int) -> dict[str, object]:

@@ -19,6 +19,7 @@ its name, uid, patient name, or any bytes of its previews and surfaces.
 
 from __future__ import annotations
 
+import base64
 import enum
 import gzip
 import io
@@ -143,6 +144,7 @@ EXPECTED_API_ROUTES = {
     ("GET", "/api/v1/studies/<int:study_id>/files.zip"),
     ("GET", "/api/v1/segmentations/<int:segmentation_id>/labels"),
     ("POST", "/api/v1/studies/<int:study_id>/segmentations"),
+    ("POST", "/api/v1/studies/<int:study_id>/segmentations/attach"),
     ("GET", "/api/v1/exports/review.csv"),
     ("GET", "/api/v1/exports/review.xlsx"),
     ("GET", "/reports/study/<int:study_id>"),
@@ -160,6 +162,7 @@ EXPECTED_CALLBACKS = {
     # the pane's review panel
     "pane-actions,pane-badge,pane-comment,pane-details,pane-markers,pane-message,"
     "pane-note,pane-pick,pane-reads,pane-version",
+    "pane-seg-message,pane-slot",  # adding a segmentation from the pane
     "caselist-assignee",  # readers a lead may assign the selected studies to
     "caselist-assign-message",  # bulk assignment
     DASHBOARD_CALLBACK,
@@ -498,6 +501,12 @@ API_CALLS: dict[tuple[str, str], ApiCall] = {
         Need.READ,
         granted=lambda t, r: r.status_code == 400 and "multipart" in r.get_json()["error"],
     ),
+    # Adding a segmentation to the same study: as above, no file is sent (the uploads
+    # themselves: tests/integration/test_add_segmentation.py).
+    ("POST", "/api/v1/studies/<int:study_id>/segmentations/attach"): ApiCall(
+        Need.READ,
+        granted=lambda t, r: r.status_code == 400 and "multipart" in r.get_json()["error"],
+    ),
     ("GET", "/api/v1/exports/review.csv"): ApiCall(
         Need.SEE, query=_export_query, granted=_exported
     ),
@@ -629,6 +638,18 @@ DASH_CALLS: dict[str, DashCall] = {
         lambda t, body: "Saved" in body,
         _open_round,
         trigger=("pane-approve", "n_clicks"),
+    ),
+    # Adding a segmentation from the pane: a file that is no label map, so an allowed user
+    # passes the access check and is told what is wrong with the file (nothing is added).
+    "pane-seg-message,pane-slot": DashCall(
+        Need.READ,
+        lambda t: {
+            ("pane-seg-upload", "contents"): "data:application/gzip;base64,"
+            + base64.b64encode(b"not a label map").decode(),
+            ("pane-seg-upload", "filename"): "matrix.nii.gz",
+            ("pane-seg-name", "value"): "matrix",
+        },
+        lambda t, body: "matrix.nii.gz: " in body,
     ),
     # Bulk assignment from the case list selection: the readers offered, then assigning.
     "caselist-assignee": DashCall(

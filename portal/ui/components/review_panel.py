@@ -166,6 +166,7 @@ def panel(study_id: int, review: dict[str, Any]) -> html.Div:
                         id=pane_id(Pane.DETAILS, study_id),
                         className="details-body",
                     ),
+                    *add_segmentation(study_id, review),
                     html.Div(
                         className="comment-form",
                         children=[
@@ -192,6 +193,50 @@ def panel(study_id: int, review: dict[str, Any]) -> html.Div:
             ),
         ],
     )
+
+
+#: Largest label file the pane sends: base64 in a Dash request must stay under the app's
+#: 16 MiB request limit. Larger files go through the API.
+UPLOAD_MAX_BYTES = 11 * 1024 * 1024
+UPLOAD_ACCEPT = ".nii,.nii.gz,.gz,.nrrd,.mgz,.mgh,.dcm"
+
+
+def add_segmentation(study_id: int, review: dict[str, Any]) -> list[html.Div]:
+    """ "Add a segmentation": a name and a label file, for those who may read the study.
+
+    The upload answers in `Pane.SEG_MESSAGE`; on success the pane is re-mounted (see
+    `portal.ui.callbacks.segmentation_upload`) and offers the new one in its chooser.
+    """
+    if not review["can"].get("read"):
+        return []
+    return [
+        html.Div(
+            className="seg-add",
+            children=[
+                html.H4("Add a segmentation"),
+                dcc.Input(
+                    id=pane_id(Pane.SEG_NAME, study_id),
+                    placeholder="Name (e.g. reader 2 edit); empty: the file name",
+                    value="",
+                    maxLength=255,
+                    className="seg-add-name",
+                ),
+                dcc.Upload(
+                    html.Button("Choose a label file…", type="button", className="seg-add-file"),
+                    id=pane_id(Pane.SEG_UPLOAD, study_id),
+                    accept=UPLOAD_ACCEPT,
+                    max_size=UPLOAD_MAX_BYTES,
+                    className="seg-add-upload",
+                ),
+                html.Small(
+                    "On this study's grid: NIfTI, NRRD, MGH or DICOM SEG, at most "
+                    f"{UPLOAD_MAX_BYTES // 1024**2} MiB here (larger through the API).",
+                    className="seg-add-help",
+                ),
+                html.Span(id=pane_id(Pane.SEG_MESSAGE, study_id), className="seg-add-message"),
+            ],
+        )
+    ]
 
 
 def details(study_id: int, item: dict[str, Any]) -> list[Any]:

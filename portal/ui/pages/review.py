@@ -16,7 +16,7 @@ from dash import dcc, html
 
 from portal.services.live import LAYOUTS
 from portal.ui.components.pane import missing_pane
-from portal.ui.ids import Review
+from portal.ui.ids import Pane, Review, pane_id
 
 
 def parse_study_ids(raw: str | None, limit: int = 500) -> list[int]:
@@ -149,6 +149,13 @@ def link_tools() -> html.Div:
     )
 
 
+def slot(study_id: int, found: html.Div) -> html.Div:
+    """The grid cell of a pane: a box without a box of its own (`display: contents`), so
+    the pane stays the grid item; a callback can mount a rebuilt pane in it (adding a
+    segmentation) without touching the other panes."""
+    return html.Div(found, id=pane_id(Pane.SLOT, study_id), style={"display": "contents"})
+
+
 def layout(
     study_ids: list[int],
     page: int,
@@ -160,7 +167,7 @@ def layout(
 ) -> html.Div:
     """`panes` holds, for each id on this page, its built pane or None if not visible;
     `shape` (rows, columns) is a requested layout, else the grid follows the count."""
-    cells = [found if found else missing_pane(sid) for sid, found in panes]
+    cells = [slot(sid, found) if found else missing_pane(sid) for sid, found in panes]
     cols = shape[1] if shape else grid_columns(len(cells))
     rows = shape[0] if shape else max(1, math.ceil(len(cells) / cols))
     return html.Div(
