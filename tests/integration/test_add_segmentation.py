@@ -526,3 +526,49 @@ def test_python_client_adds_a_segmentation(world: World) -> None:
     finally:
         httpd.shutdown()
         thread.join(timeout=10)
+
+
+# --- each database kind -----------------------------------------------------------------
+
+
+def test_add_and_refusal_on_each_database(
+    app: Flask, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The add path's transaction (rows, review item, audit) on SQLite and PostgreSQL."""
+    from tests.integration.test_access_matrix import _nifti_case
+    from tests.integration.test_importer import _import_settings
+
+    image = _nifti_case(tmp_path / "case", 1)
+    [sid] = import_paths(db, _import_settings(settings), "trial", [image]).imported
+    make_user(db, "ann", Role.REVIEWER, ["trial"])
+    reference = nib.load(image)
+    labels = np.zeros(reference.shape, np.uint16)
+    labels[5:15, 6:20, 4:10] = 300  # a value over 255: stored as uint16
+    edit = tmp_path / "edit.nii.gz"
+    nib.save(nib.Nifti1Image(labels, reference.affine), edit)
+    client = app.test_client()
+    login(client, "ann")
+    added = _post(client, sid, edit, "ann's edit")
+    assert added.status_code == 201, added.get_json()
+    body = added.get_json()
+    voxel_ml = float(np.prod(reference.header.get_zooms()[:3])) / 1000.0
+    assert [(lab["value"], lab["voxel_count"]) for lab in body["labels"]] == [(300, 10 * 14 * 6)]
+    assert body["labels"][0]["volume_ml"] == pytest.approx(10 * 14 * 6 * voxel_ml, abs=1e-3)
+    with db.session() as s:
+        study = s.get(Study, sid)
+        assert study is not None
+        assert [seg.name for seg in study.segmentations][-1] == "ann's edit"
+        assert study.segmentation_count == 2
+        keys = {item.key for item in study.review_items}
+        assert f"seg:{body['id']}" in keys
+    moved = reference.affine.copy()
+    moved[2, 3] += 1.5  # one slice off
+    wrong = tmp_path / "wrong.nii.gz"
+    nib.save(nib.Nifti1Image(labels, moved), wrong)
+    files = {p for p in settings.store_dir.rglob("*") if p.is_file()}
+    refused = _post(client, sid, wrong, "wrong")
+    assert refused.status_code == 400 and refused.get_json()["error"].startswith("wrong.nii.gz: ")
+    assert {p for p in settings.store_dir.rglob("*") if p.is_file()} == files
+    with db.session() as s:
+        count = s.scalar(select(func.count()).where(Segmentation.study_id == sid))
+    assert count == 2
