@@ -9,7 +9,6 @@ project's user) answer with the reason and leave no row, no stored file, no prev
 from __future__ import annotations
 
 import base64
-import gzip
 import io
 import json
 import threading
@@ -33,16 +32,14 @@ from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import AuditEntry, ReviewItem, Role, Segmentation, Study, User
 from portal.db.session import Database
-from portal.imaging.demo import build_demo_dataset
-from portal.imaging.vti import VtiImage, read_vti_bytes
 from portal.services import segmentation_add, tokens, viewer
 from portal.services.auth import Principal
-from portal.services.discovery import StudySource
 from portal.services.errors import InvalidInput
-from portal.services.importer import ImportSettings, import_paths, import_sources
+from portal.services.importer import ImportSettings, import_paths
 from portal.services.segmentations import dice_between
 from portal.services.store import preview_file
 from tests.conftest import csrf_headers, dash_post, login, make_user
+from tests.support.preview_world import fetch, import_demo, vti
 
 EXAMPLE_4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
 MNI = "MNI152 T1 1mm"
@@ -72,21 +69,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     migrate.upgrade(settings.resolved_database_url)
     app = create_app(settings)
     db = app.extensions["portal"].db
-    demo = [d for d in build_demo_dataset(data / "demo") if d.name in (MNI, MNI_LAS)]
-    sources = [
-        StudySource(
-            name=d.name,
-            image_paths=tuple(d.image_paths),
-            kind=d.kind,
-            label_path=d.label_path,
-            label_names=dict(d.label_names),
-            modality=d.modality,
-        )
-        for d in demo
-    ]
-    report = import_sources(db, ImportSettings.of(settings), "demo", sources)
-    assert not report.refused, report.refused
-    ids = dict(zip([d.name for d in demo], report.imported, strict=True))
+    ids, demo = import_demo(db, settings, data / "demo", (MNI, MNI_LAS))
     (ids["other"],) = import_paths(db, ImportSettings.of(settings), "other", [EXAMPLE_4D]).imported
     make_user(db, "rev", Role.REVIEWER, ["demo"])
     make_user(db, "exp", Role.EXPERT, ["demo"])
@@ -125,22 +108,6 @@ def _post(
         data={"file": (io.BytesIO(path.read_bytes()), path.name), "name": name},
         headers=headers,
     )
-
-
-def _fetch(client: FlaskClient, url: str):  # type: ignore[no-untyped-def]
-    """GET, the body read and the response closed (send_file leaves its file open)."""
-    response = client.get(url)
-    response.get_data()
-    response.close()
-    return response
-
-
-def _vti(response) -> VtiImage:  # type: ignore[no-untyped-def]
-    assert response.status_code == 200, response.data[:200]
-    body = response.get_data()
-    if response.headers.get("Content-Encoding") == "gzip":
-        body = gzip.decompress(body)
-    return read_vti_bytes(body)
 
 
 def _state(world: World, study_id: int) -> tuple[int, int, set[str], set[str]]:
@@ -196,8 +163,8 @@ def test_added_label_map_shows_in_the_pane_with_nibabels_voxels(world: World, st
     folder = world.settings.preview_dir / meta_uid(world, sid) / "segmentations" / str(seg_id)
     assert (folder / "labels.vti.gz").is_file() and (folder / "surfaces.json").is_file()
     base = f"/api/v1/studies/{sid}/segmentations/{seg_id}"
-    rgba = _vti(_fetch(client, f"{base}/labels.vti"))
-    image = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/image.vti"))
+    rgba = vti(fetch(client, f"{base}/labels.vti"))
+    image = vti(fetch(client, f"/api/v1/studies/{sid}/preview/image.vti"))
     assert rgba.array.shape[:3] == image.array.shape[:3]
     assert rgba.origin_mm == image.origin_mm and rgba.spacing_mm == image.spacing_mm
     step = meta["step"]
@@ -207,7 +174,7 @@ def test_added_label_map_shows_in_the_pane_with_nibabels_voxels(world: World, st
     colours = {v: {tuple(c) for c in rgba.array[expected == v][:, :3]} for v in (2, 5, 9)}
     assert all(len(c) == 1 for c in colours.values())  # one colour per label
     assert len({next(iter(c)) for c in colours.values()}) == 3  # and three colours
-    meshes = _fetch(client, f"{base}/surfaces.json").get_json()
+    meshes = fetch(client, f"{base}/surfaces.json").get_json()
     assert [m["value"] for m in meshes] == [2, 5, 9]
 
     # Multi-read Dice can now compare the import's map and the reader's.
@@ -396,7 +363,7 @@ def test_first_segmentation_of_a_study_without_one(world: World) -> None:
     uid = meta_uid(world, sid)
     meta = json.loads(preview_file(world.settings.preview_dir, uid, "meta.json").read_text())
     assert [lab["value"] for lab in meta["labels"]] == [1]
-    rgba = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/labels.vti"))
+    rgba = vti(fetch(client, f"/api/v1/studies/{sid}/preview/labels.vti"))
     canonical = nib.as_closest_canonical(nib.Nifti1Image(labels, reference.affine))
     step = meta["step"]
     expected = np.asanyarray(canonical.dataobj)[:: step[0], :: step[1], :: step[2]]

@@ -26,12 +26,10 @@ from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import Role, Segmentation, Study
 from portal.db.session import Database
-from portal.imaging.demo import build_demo_dataset
-from portal.imaging.vti import VtiImage, read_vti_bytes
-from portal.services.discovery import StudySource
-from portal.services.importer import ImportSettings, import_paths, import_sources
+from portal.services.importer import ImportSettings, import_paths
 from portal.services.store import preview_file
 from tests.conftest import login, make_user
+from tests.support.preview_world import fetch, import_demo, vti
 from tests.unit.imaging.test_values import check_hu_at_world_points
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
@@ -90,21 +88,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     migrate.upgrade(settings.resolved_database_url)
     app = create_app(settings)
     db = app.extensions["portal"].db
-    demo = [d for d in build_demo_dataset(data / "demo") if d.name in DEMO]
-    sources = [
-        StudySource(
-            name=d.name,
-            image_paths=tuple(d.image_paths),
-            kind=d.kind,
-            label_path=d.label_path,
-            label_names=dict(d.label_names),
-            modality=d.modality,
-        )
-        for d in demo
-    ]
-    report = import_sources(db, ImportSettings.of(settings), "demo", sources)
-    assert not report.refused, report.refused
-    ids = dict(zip([d.name for d in demo], report.imported, strict=True))
+    ids, demo = import_demo(db, settings, data / "demo", DEMO)
     images = {d.name: Path(d.image_paths[0]) for d in demo}
     labels = {d.name: Path(d.label_path) for d in demo if d.label_path}
     ct, ct_labels = _generated_ct(data / "generated")
@@ -116,21 +100,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     make_user(db, "rev", Role.REVIEWER, ["demo"])
     yield World(app, settings, db, ids, images, labels)
     db.dispose()
-
-
-def _fetch(client: FlaskClient, url: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    response = client.get(url, headers=headers or {})
-    response.get_data()
-    response.close()
-    return response
-
-
-def _vti(response) -> VtiImage:  # type: ignore[no-untyped-def]
-    assert response.status_code == 200, response.data[:300]
-    body = response.get_data()
-    if response.headers.get("Content-Encoding") == "gzip":
-        body = gzip.decompress(body)
-    return read_vti_bytes(body)
 
 
 def _study(world: World, study_id: int) -> Study:
@@ -173,11 +142,11 @@ def test_value_and_label_slices_equal_nibabel(world: World, name: str, axis: str
     client = world.client()
     size = img.shape[dim]
     for index in (0, size // 3, size // 2, size - 1):
-        values = _vti(_fetch(client, _url(sid, axis, index), {"Accept-Encoding": "gzip"}))
+        values = vti(fetch(client, _url(sid, axis, index), {"Accept-Encoding": "gzip"}))
         np.testing.assert_allclose(values.array, _cut(expected_values, dim, index), rtol=1e-6)
         np.testing.assert_allclose(values.spacing_mm, nib.affines.voxel_sizes(img.affine))
         np.testing.assert_allclose(values.origin_mm, _world_of(img, dim, index), atol=1e-4)
-        rgba = _vti(_fetch(client, _url(sid, axis, index, "labels")))
+        rgba = vti(fetch(client, _url(sid, axis, index, "labels")))
         assert rgba.array.dtype == np.uint8 and rgba.array.shape[3] == 4
         assert rgba.origin_mm == values.origin_mm and rgba.spacing_mm == values.spacing_mm
         wanted = _cut(expected_labels, dim, index)
@@ -189,14 +158,14 @@ def test_value_and_label_slices_equal_nibabel(world: World, name: str, axis: str
 
 def test_generated_ct_slices_hold_the_rescaled_floats(world: World) -> None:
     sid = world.ids["LAS CT"]
-    values = _vti(_fetch(world.client(), _url(sid, "axial", 5)))
+    values = vti(fetch(world.client(), _url(sid, "axial", 5)))
     assert values.array.dtype == np.float32  # slope 0.5: the halves are kept
     expected = nib.as_closest_canonical(nib.load(world.images["LAS CT"])).get_fdata()[:, :, 5:6]
     np.testing.assert_array_equal(values.array, expected.astype(np.float32))
     assert values.array.min() >= INTERCEPT and np.any(values.array % 1 == 0.5)
     # LAS on disk: canonical i runs the other way, so stored i = 0 is the last sagittal slice.
     stored = nib.load(world.images["LAS CT"]).get_fdata()
-    last = _vti(_fetch(world.client(), _url(sid, "sagittal", stored.shape[0] - 1)))
+    last = vti(fetch(world.client(), _url(sid, "sagittal", stored.shape[0] - 1)))
     np.testing.assert_array_equal(last.array[0], stored[0].astype(np.float32))
 
 
@@ -205,7 +174,7 @@ def test_dicom_ct_slice_is_pydicom_modality_lut(world: World, name: str) -> None
     if name not in world.ids:
         pytest.skip(f"{name} is not installed")
     sid = world.ids[name]
-    values = _vti(_fetch(world.client(), _url(sid, "axial", 0)))
+    values = vti(fetch(world.client(), _url(sid, "axial", 0)))
     assert values.array.dtype == np.int16 and values.array.shape[2] == 1
     checked = check_hu_at_world_points(
         world.images[name], values.array, values.origin_mm, values.spacing_mm
@@ -226,7 +195,7 @@ def test_full_index_n_times_step_lies_on_preview_slice_n(world: World, axis: str
         dim = AXES[axis]
         step = int(meta["step"][dim])
         for n in (0, meta["shape"][dim] // 2, meta["shape"][dim] - 1):
-            cut = _vti(_fetch(world.client(), _url(sid, axis, n * step)))
+            cut = vti(fetch(world.client(), _url(sid, axis, n * step)))
             preview_position = meta["origin_mm"][dim] + n * meta["spacing_mm"][dim]
             assert cut.origin_mm[dim] == pytest.approx(preview_position, abs=1e-4)
             others = [d for d in range(3) if d != dim]
@@ -266,19 +235,19 @@ def test_etag_gzip_and_caching(world: World) -> None:
     client = world.client()
     sid = world.ids["LAS CT"]
     url = _url(sid, "coronal", 12)
-    first = _fetch(client, url, {"Accept-Encoding": "gzip"})
+    first = fetch(client, url, {"Accept-Encoding": "gzip"})
     assert first.status_code == 200 and first.headers["Content-Encoding"] == "gzip"
     assert first.headers["Cache-Control"] == "private, max-age=86400"
     assert "Accept-Encoding" in first.headers["Vary"]
     etag = first.headers["ETag"]
-    again = _fetch(client, url, {"Accept-Encoding": "gzip", "If-None-Match": etag})
+    again = fetch(client, url, {"Accept-Encoding": "gzip", "If-None-Match": etag})
     assert again.status_code == 304 and not again.get_data() and again.headers["ETag"] == etag
-    plain = _fetch(client, url)
+    plain = fetch(client, url)
     assert "Content-Encoding" not in plain.headers
     assert plain.get_data() == gzip.decompress(first.get_data())
     # Another index, axis, kind or segmentation is another ETag.
     tags = {
-        _fetch(client, u).headers["ETag"]
+        fetch(client, u).headers["ETag"]
         for u in (
             url,
             _url(sid, "coronal", 13),
@@ -316,10 +285,10 @@ def test_refusals_answer_404_json(world: World) -> None:
         _url(sid, "axial", 0, "labels") + "?segmentation=999999",
     ]
     for url in refused:
-        response = _fetch(client, url)
+        response = fetch(client, url)
         assert response.status_code == 404, url
         body = response.get_json()
         assert body is not None and body["error"], url
-    assert _fetch(client, _url(sid, "axial", 0, "labels") + "?segmentation=x").status_code == 400
+    assert fetch(client, _url(sid, "axial", 0, "labels") + "?segmentation=x").status_code == 400
     # A study one may not see answers like a missing one, whatever else is asked.
-    assert _fetch(client, _url(world.ids["other"], "axial", 10**6)).status_code == 404
+    assert fetch(client, _url(world.ids["other"], "axial", 10**6)).status_code == 404

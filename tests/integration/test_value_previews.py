@@ -25,14 +25,13 @@ from portal.config import Settings
 from portal.db import migrate
 from portal.db.models import Label, Role, Segmentation, Study
 from portal.db.session import Database
-from portal.imaging.demo import build_demo_dataset
-from portal.imaging.vti import VtiImage, read_vti_bytes
+from portal.imaging.vti import VtiImage
 from portal.services import viewer
 from portal.services.auth import Principal
-from portal.services.discovery import StudySource
-from portal.services.importer import ImportSettings, import_paths, import_sources
+from portal.services.importer import ImportSettings, import_paths
 from portal.services.store import preview_file
 from tests.conftest import login, make_user
+from tests.support.preview_world import fetch, import_demo, vti
 from tests.unit.imaging.test_values import check_hu_at_world_points
 
 EXAMPLE_4D = Path(nib.__file__).parent / "tests" / "data" / "example4d.nii.gz"
@@ -71,42 +70,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     app = create_app(settings)
     db = app.extensions["portal"].db
     wanted = ("MNI152 T1 1mm", "CT small (pydicom)", "CT 512 (pydicom-data)")
-    demo = [d for d in build_demo_dataset(data / "demo") if d.name in wanted]
-    sources = [
-        StudySource(
-            name=d.name,
-            image_paths=tuple(d.image_paths),
-            kind=d.kind,
-            label_path=d.label_path,
-            label_names=dict(d.label_names),
-            modality=d.modality,
-        )
-        for d in demo
-    ]
-    report = import_sources(db, ImportSettings.of(settings), "demo", sources)
-    assert not report.refused, report.refused
-    ids = dict(zip([d.name for d in demo], report.imported, strict=True))
+    ids, demo = import_demo(db, settings, data / "demo", wanted)
     (ids["other"],) = import_paths(db, ImportSettings.of(settings), "other", [EXAMPLE_4D]).imported
     make_user(db, "rev", Role.REVIEWER, ["demo"])
     make_user(db, "root", Role.ADMIN)
     yield World(app, settings, db, ids, {d.name: Path(d.image_paths[0]) for d in demo})
     db.dispose()
-
-
-def _fetch(client: FlaskClient, url: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    """GET, the body read and the response closed (a 304 would leave its file open)."""
-    response = client.get(url, headers=headers or {})
-    response.get_data()
-    response.close()
-    return response
-
-
-def _vti(response) -> VtiImage:  # type: ignore[no-untyped-def]
-    assert response.status_code == 200, response.data[:200]
-    body = response.get_data()
-    if response.headers.get("Content-Encoding") == "gzip":
-        body = gzip.decompress(body)
-    return read_vti_bytes(body)
 
 
 def _uid(world: World, study_id: int) -> str:
@@ -129,8 +98,8 @@ def _same_grid(a: VtiImage, b: VtiImage) -> None:
 def test_mni_values_equal_nibabel_on_the_image_grid(world: World) -> None:
     client = world.client("rev")
     sid = world.ids["MNI152 T1 1mm"]
-    values = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
-    image = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/image.vti"))
+    values = vti(fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
+    image = vti(fetch(client, f"/api/v1/studies/{sid}/preview/image.vti"))
     _same_grid(values, image)
     meta = _meta(world, sid)
     img = nib.as_closest_canonical(nib.load(world.sources["MNI152 T1 1mm"]))
@@ -155,7 +124,7 @@ def test_dicom_ct_values_are_hounsfield_units(world: World, name: str) -> None:
     if name not in world.ids:
         pytest.skip(f"{name} is not installed")
     sid = world.ids[name]
-    values = _vti(world.client("rev").get(f"/api/v1/studies/{sid}/preview/values.vti"))
+    values = vti(world.client("rev").get(f"/api/v1/studies/{sid}/preview/values.vti"))
     checked = check_hu_at_world_points(
         world.sources[name], values.array, values.origin_mm, values.spacing_mm
     )
@@ -172,13 +141,13 @@ def test_conditional_get_and_gzip_on_the_wire(world: World) -> None:
     client = world.client("rev")
     sid = world.ids["CT small (pydicom)"]
     url = f"/api/v1/studies/{sid}/preview/values.vti"
-    first = _fetch(client, url, headers={"Accept-Encoding": "gzip"})
+    first = fetch(client, url, headers={"Accept-Encoding": "gzip"})
     assert first.status_code == 200 and first.headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in first.headers["Vary"]
     etag = first.headers["ETag"]
-    again = _fetch(client, url, headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+    again = fetch(client, url, headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
     assert again.status_code == 304 and not again.get_data()
-    plain = _fetch(client, url)  # a client without gzip gets the inflated file
+    plain = fetch(client, url)  # a client without gzip gets the inflated file
     assert "Content-Encoding" not in plain.headers
     assert plain.get_data() == gzip.decompress(first.get_data())
 
@@ -187,7 +156,7 @@ def test_older_study_gets_values_and_meta_on_first_use(world: World) -> None:
     sid = world.ids["CT small (pydicom)"]
     uid = _uid(world, sid)
     client = world.client("rev")
-    made_at_import = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
+    made_at_import = vti(fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
     meta_at_import = _meta(world, sid)
     # As imported before values.vti existed: no file, meta.json without its keys.
     preview_file(world.settings.preview_dir, uid, "values.vti.gz").unlink()
@@ -203,12 +172,12 @@ def test_older_study_gets_values_and_meta_on_first_use(world: World) -> None:
     for key in (*VALUE_KEYS, "shape", "window", "step"):
         assert meta[key] == meta_at_import[key], key
     assert meta["segmentations"][0]["labels"]
-    remade = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
+    remade = vti(fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
     np.testing.assert_array_equal(remade.array, made_at_import.array)
     _same_grid(remade, made_at_import)
     # The file alone deleted (meta complete): the route makes it again.
     preview_file(world.settings.preview_dir, uid, "values.vti.gz").unlink()
-    again = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
+    again = vti(fetch(client, f"/api/v1/studies/{sid}/preview/values.vti"))
     np.testing.assert_array_equal(again.array, made_at_import.array)
     assert not list((world.settings.preview_dir / uid).glob("*.tmp"))
 
@@ -249,8 +218,8 @@ def test_second_segmentation_previews_with_its_own_colours(world: World) -> None
     seg_id, labels = _second_segmentation(world, sid)
     client = world.client("rev")
     base = f"/api/v1/studies/{sid}/segmentations"
-    rgba = _vti(_fetch(client, f"{base}/{seg_id}/labels.vti"))
-    image = _vti(_fetch(client, f"/api/v1/studies/{sid}/preview/image.vti"))
+    rgba = vti(fetch(client, f"{base}/{seg_id}/labels.vti"))
+    image = vti(fetch(client, f"/api/v1/studies/{sid}/preview/image.vti"))
     _same_grid(rgba, image)
     # Where the labels are, from nibabel's canonical reorientation and the stored step.
     step = _meta(world, sid)["step"]
@@ -260,7 +229,7 @@ def test_second_segmentation_previews_with_its_own_colours(world: World) -> None
     np.testing.assert_array_equal(alpha > 0, expected > 0)
     assert (rgba.array[expected == 3][:, :3] == (255, 0, 0)).all()
     assert (rgba.array[expected == 7][:, :3] == (0, 255, 0)).all()
-    surfaces = _fetch(client, f"{base}/{seg_id}/surfaces.json")
+    surfaces = fetch(client, f"{base}/{seg_id}/surfaces.json")
     assert surfaces.status_code == 200
     meshes = surfaces.get_json()
     assert [(m["value"], m["color"]) for m in meshes] == [(3, [1.0, 0, 0]), (7, [0, 1.0, 0])]
@@ -271,8 +240,8 @@ def test_second_segmentation_previews_with_its_own_colours(world: World) -> None
         first_id = study.segmentations[0].id
         who = Principal.of(_user(s, "rev"))
         _, meta = viewer.pane_data(s, who, world.settings.preview_dir, sid)
-    first = _fetch(client, f"{base}/{first_id}/labels.vti", headers={"Accept-Encoding": "gzip"})
-    own = _fetch(
+    first = fetch(client, f"{base}/{first_id}/labels.vti", headers={"Accept-Encoding": "gzip"})
+    own = fetch(
         client, f"/api/v1/studies/{sid}/preview/labels.vti", headers={"Accept-Encoding": "gzip"}
     )
     assert first.get_data() == own.get_data() and first.headers["ETag"] == own.headers["ETag"]
@@ -284,8 +253,8 @@ def test_second_segmentation_previews_with_its_own_colours(world: World) -> None
         {"value": 7, "name": "right block", "color": "#00ff00", "volume_ml": 2.0},
     ]
     gz = {"Accept-Encoding": "gzip"}
-    etag = _fetch(client, f"{base}/{seg_id}/labels.vti", gz).headers["ETag"]
-    cached = _fetch(client, f"{base}/{seg_id}/labels.vti", {**gz, "If-None-Match": etag})
+    etag = fetch(client, f"{base}/{seg_id}/labels.vti", gz).headers["ETag"]
+    cached = fetch(client, f"{base}/{seg_id}/labels.vti", {**gz, "If-None-Match": etag})
     assert cached.status_code == 304
 
 
@@ -298,25 +267,25 @@ def test_access_is_checked_on_every_new_route(world: World) -> None:
         mine_study = s.get(Study, mine)
         assert other_study is not None and mine_study is not None
         mine_seg = mine_study.segmentations[0].id
-    assert _fetch(client, f"/api/v1/studies/{other}/preview/values.vti").status_code == 404
-    assert _fetch(client, f"/api/v1/studies/{other}/volumes/1/values.vti").status_code == 404
+    assert fetch(client, f"/api/v1/studies/{other}/preview/values.vti").status_code == 404
+    assert fetch(client, f"/api/v1/studies/{other}/volumes/1/values.vti").status_code == 404
     # A segmentation id of another study under a visible one: 404, no bytes.
     ct = world.ids["CT small (pydicom)"]
     for name in ("labels.vti", "surfaces.json"):
-        refused = _fetch(client, f"/api/v1/studies/{ct}/segmentations/{mine_seg}/{name}")
+        refused = fetch(client, f"/api/v1/studies/{ct}/segmentations/{mine_seg}/{name}")
         assert refused.status_code == 404
         assert refused.get_json()["error"]
     assert (
-        _fetch(client, f"/api/v1/studies/{mine}/segmentations/{mine_seg}/meta.json").status_code
+        fetch(client, f"/api/v1/studies/{mine}/segmentations/{mine_seg}/meta.json").status_code
         == 404
     )
     root = world.client("root")  # an admin sees the other project's 4-D study
-    four_d = _vti(_fetch(root, f"/api/v1/studies/{other}/volumes/1/values.vti"))
+    four_d = vti(fetch(root, f"/api/v1/studies/{other}/volumes/1/values.vti"))
     img = nib.as_closest_canonical(nib.load(EXAMPLE_4D))
     step = _meta(world, other)["step"]
     expected = img.get_fdata()[:: step[0], :: step[1], :: step[2], 1]
     np.testing.assert_allclose(four_d.array, expected, rtol=1e-6)
-    _same_grid(four_d, _vti(_fetch(root, f"/api/v1/studies/{other}/preview/image.vti")))
+    _same_grid(four_d, vti(fetch(root, f"/api/v1/studies/{other}/preview/image.vti")))
 
 
 def test_volumes_made_later_keep_the_stored_grid_when_the_size_setting_changed(
@@ -328,10 +297,10 @@ def test_volumes_made_later_keep_the_stored_grid_when_the_size_setting_changed(
         client = app.test_client()
         login(client, "root")
         other = world.ids["other"]
-        grid = _vti(_fetch(client, f"/api/v1/studies/{other}/preview/image.vti"))
+        grid = vti(fetch(client, f"/api/v1/studies/{other}/preview/image.vti"))
         assert max(grid.array.shape) > 16  # made at import under the default setting
         for name in ("image.vti", "values.vti"):
-            later = _vti(_fetch(client, f"/api/v1/studies/{other}/volumes/1/{name}"))
+            later = vti(fetch(client, f"/api/v1/studies/{other}/volumes/1/{name}"))
             _same_grid(later, grid)
     finally:
         app.extensions["portal"].db.dispose()
