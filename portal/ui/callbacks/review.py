@@ -22,9 +22,9 @@ from portal.ui.components.pane import (
     INTERACTOR_2D,
     INTERACTOR_3D,
     slice_children,
-    view_data,
     volume_children,
 )
+from portal.ui.components.pane_view import view_data
 from portal.ui.components.review_panel import (
     STATUS_LABELS,
     actions_class,

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from portal.imaging.windowing import CT_PRESETS
-from portal.ui.components.pane import _window_property, plane_points, view_data
+from portal.ui.components.pane import _window_property
+from portal.ui.components.pane_view import plane_points, view_data
 
 
 def _meta(**extra: Any) -> dict[str, Any]:
