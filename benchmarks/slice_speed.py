@@ -102,17 +102,7 @@ def _generated_ct(folder: Path) -> StudySource:
 def _sources(folder: Path) -> list[StudySource]:
     wanted = ("CT 512 (pydicom-data)", "MNI152 T1 1mm")
     demo = [d for d in build_demo_dataset(folder / "demo") if d.name in wanted]
-    sources = [
-        StudySource(
-            name=d.name,
-            image_paths=tuple(d.image_paths),
-            kind=d.kind,
-            label_path=d.label_path,
-            label_names=dict(d.label_names),
-            modality=d.modality,
-        )
-        for d in demo
-    ]
+    sources = [StudySource.of_demo(d) for d in demo]
     return [*sources, _generated_ct(folder)]
 
 

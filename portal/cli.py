@@ -239,17 +239,7 @@ def prepare_demo(settings: Settings) -> tuple[ImportReport, str | None]:
     database = Database(settings.resolved_database_url)
     try:
         demo = build_demo_dataset(settings.data_dir / "demo-source")
-        sources = [
-            StudySource(
-                name=d.name,
-                image_paths=tuple(d.image_paths),
-                kind=d.kind,
-                label_path=d.label_path,
-                label_names=dict(d.label_names),
-                modality=d.modality,
-            )
-            for d in demo
-        ]
+        sources = [StudySource.of_demo(d) for d in demo]
         report = import_sources(database, _import_settings(settings), "demo", sources)
         generated = _ensure_admin(database, settings.admin_password)
     finally:

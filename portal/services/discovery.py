@@ -15,6 +15,7 @@ from pathlib import Path
 import pydicom
 
 from portal.imaging.archive import extract_zip
+from portal.imaging.demo import DemoStudy
 from portal.imaging.dicom import DicomSeries, find_dicom_series
 from portal.imaging.dicom_seg import is_dicom_seg, referenced_instance_uids, referenced_series_uid
 from portal.imaging.errors import ImagingError
@@ -38,6 +39,18 @@ class StudySource:
     # Identity across versions: the DICOM series, or the image's path under the folder
     # it was imported from. A source with a known lineage but new bytes is a new version.
     lineage: str = ""
+
+    @classmethod
+    def of_demo(cls, demo: DemoStudy) -> StudySource:
+        """The import source of a demo study (files the demo builder wrote)."""
+        return cls(
+            name=demo.name,
+            image_paths=tuple(demo.image_paths),
+            kind=demo.kind,
+            label_path=demo.label_path,
+            label_names=dict(demo.label_names),
+            modality=demo.modality,
+        )
 
 
 # Volume files by kind; `.seg.nrrd` (Slicer segmentation) is only ever a label map.

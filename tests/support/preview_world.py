@@ -22,17 +22,7 @@ def import_demo(
     """Build the demo data in `folder` and import the studies called `names` into
     `project`; their ids by name, and the demo entries (image and label paths)."""
     demo = [d for d in build_demo_dataset(folder) if d.name in names]
-    sources = [
-        StudySource(
-            name=d.name,
-            image_paths=tuple(d.image_paths),
-            kind=d.kind,
-            label_path=d.label_path,
-            label_names=dict(d.label_names),
-            modality=d.modality,
-        )
-        for d in demo
-    ]
+    sources = [StudySource.of_demo(d) for d in demo]
     report = import_sources(db, ImportSettings.of(settings), project, sources)
     assert not report.refused, report.refused
     return dict(zip([d.name for d in demo], report.imported, strict=True)), demo
